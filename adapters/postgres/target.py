@@ -1,0 +1,273 @@
+"""PostgresTarget: the TargetDatabase port over asyncpg. Every statement is lock-bounded and idempotent."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import structlog
+
+from orchestrator.domain.errors import StepFailedError
+from orchestrator.domain.identifiers import quote_ident
+from orchestrator.domain.plan import BackfillWork, Step, StepAction
+from orchestrator.domain.schema import ColumnInfo, IndexInfo, TableInfo
+from orchestrator.ports import ChunkResult, KeyColumn
+
+log = structlog.get_logger(__name__)
+
+APPLICATION_NAME = "osctl"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    lock_timed_out: bool
+    seconds: float
+
+
+class PostgresTarget:
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._pool: asyncpg.Pool | None = None
+        self._chunk_sql: dict[tuple[BackfillWork, tuple[KeyColumn, ...], bool], str] = {}
+
+    async def _get_pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            self._pool = await asyncpg.create_pool(
+                self._dsn,
+                min_size=1,
+                max_size=2,
+                server_settings={"application_name": APPLICATION_NAME},
+            )
+        return self._pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    # -- DDL ----------------------------------------------------------------------------------------
+
+    async def execute_step(self, step: Step, *, lock_timeout_ms: int) -> Attempt:
+        if step.sql is None:
+            return Attempt(lock_timed_out=False, seconds=0.0)
+        pool = await self._get_pool()
+        async with pool.acquire() as conn:
+            await conn.execute("SELECT set_config('lock_timeout', $1, false)", f"{int(lock_timeout_ms)}ms")
+            try:
+                if step.action is StepAction.CREATE_INDEX_CONCURRENTLY:
+                    return await self._create_index(conn, step)
+                return await self._run(conn, step)
+            finally:
+                await conn.execute("RESET lock_timeout")
+
+    async def _run(self, conn: asyncpg.Connection, step: Step) -> Attempt:
+        assert step.sql is not None
+        started = time.monotonic()
+        try:
+            if step.transactional:
+                async with conn.transaction():
+                    await conn.execute(step.sql)
+            else:
+                await conn.execute(step.sql)
+        except asyncpg.LockNotAvailableError:
+            return Attempt(lock_timed_out=True, seconds=time.monotonic() - started)
+        except asyncpg.PostgresError as error:
+            raise StepFailedError(step.id, step.description, _describe(error)) from error
+        return Attempt(lock_timed_out=False, seconds=time.monotonic() - started)
+
+    async def _create_index(self, conn: asyncpg.Connection, step: Step) -> Attempt:
+        assert step.index_name is not None
+        valid = await self._index_valid(conn, step.index_name)
+        if valid:
+            return Attempt(lock_timed_out=False, seconds=0.0)
+        if valid is False:
+            # An earlier build died half-way (crash, lock timeout, duplicate key): IF NOT EXISTS would
+            # keep that INVALID index forever, so drop it before building again.
+            log.warning("dropping_invalid_index", index=step.index_name)
+            dropped = await self._drop_index(conn, step)
+            if dropped.lock_timed_out:
+                return dropped
+        attempt = await self._run_cleaning_up(conn, step)
+        return attempt
+
+    async def _run_cleaning_up(self, conn: asyncpg.Connection, step: Step) -> Attempt:
+        try:
+            attempt = await self._run(conn, step)
+        except StepFailedError:
+            await self._drop_invalid(conn, step)
+            raise
+        if attempt.lock_timed_out:
+            await self._drop_invalid(conn, step)
+        return attempt
+
+    async def _drop_invalid(self, conn: asyncpg.Connection, step: Step) -> None:
+        assert step.index_name is not None
+        if await self._index_valid(conn, step.index_name) is False:
+            await self._drop_index(conn, step)
+
+    async def _drop_index(self, conn: asyncpg.Connection, step: Step) -> Attempt:
+        assert step.index_name is not None
+        drop = step.model_copy(
+            update={
+                "sql": f"DROP INDEX CONCURRENTLY IF EXISTS {quote_ident(step.index_name)}",
+                "transactional": False,
+            }
+        )
+        return await self._run(conn, drop)
+
+    async def _index_valid(self, conn: asyncpg.Connection, name: str) -> bool | None:
+        value = await conn.fetchval(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)", quote_ident(name)
+        )
+        return None if value is None else bool(value)
+
+    # -- backfill -----------------------------------------------------------------------------------
+
+    async def backfill_key(self, work: BackfillWork) -> list[KeyColumn]:
+        pool = await self._get_pool()
+        rows = await pool.fetch(
+            """
+            SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type
+            FROM pg_index i
+            JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+            WHERE i.indrelid = to_regclass($1) AND i.indisprimary
+            ORDER BY array_position(i.indkey::int2[], a.attnum)
+            """,
+            quote_ident(work.table),
+        )
+        if not rows:
+            raise StepFailedError(
+                f"backfill.{work.table}.{work.column}",
+                f"backfill {work.table}.{work.column}",
+                f"table {work.table} has no primary key to walk in chunks; add one first",
+            )
+        return [KeyColumn(row["attname"], row["type"]) for row in rows]
+
+    async def estimate_rows(self, table: str) -> int:
+        pool = await self._get_pool()
+        estimate = await pool.fetchval(
+            "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass($1)", quote_ident(table)
+        )
+        if estimate is None or estimate < 0:  # never analysed: the planner has no idea yet
+            estimate = await pool.fetchval(f"SELECT count(*) FROM {quote_ident(table)}")  # noqa: S608
+        return int(estimate or 0)
+
+    async def backfill_chunk(
+        self, work: BackfillWork, key: Sequence[KeyColumn], after: list[Any] | None, limit: int
+    ) -> ChunkResult:
+        sql = self._chunk_statement(work, tuple(key), resume=after is not None)
+        pool = await self._get_pool()
+        args: list[Any] = [limit, *(after or [])]
+        try:
+            row = await pool.fetchrow(sql, *args)
+        except asyncpg.PostgresError as error:
+            raise StepFailedError(
+                f"backfill.{work.table}.{work.column}",
+                f"backfill {work.table}.{work.column}",
+                _describe(error),
+            ) from error
+        assert row is not None
+        high_water = list(row["high_water"]) if row["high_water"] is not None else None
+        return ChunkResult(high_water=high_water, rows_scanned=row["scanned"], rows_updated=row["updated"])
+
+    def _chunk_statement(self, work: BackfillWork, key: tuple[KeyColumn, ...], *, resume: bool) -> str:
+        cached = self._chunk_sql.get((work, key, resume))
+        if cached is not None:
+            return cached
+        table, column = quote_ident(work.table), quote_ident(work.column)
+        names = [quote_ident(part.name) for part in key]
+        aliases = [f"__osc_k{position}" for position in range(len(key))]
+        select_list = ", ".join(f"{name} AS {alias}" for name, alias in zip(names, aliases, strict=True))
+        order = ", ".join(names)
+        # Keys travel as text (JSON-safe in the checkpoint) and are cast back to the key's own type.
+        where = ""
+        if resume:
+            bounds = ", ".join(f"${n + 2}::text::{part.type}" for n, part in enumerate(key))
+            where = f"WHERE ({order}) > ({bounds})"
+        join = " AND ".join(f"t.{name} = b.{alias}" for name, alias in zip(names, aliases, strict=True))
+        last = ", ".join(f"b.{alias} DESC" for alias in aliases)
+        high_water = ", ".join(f"b.{alias}::text" for alias in aliases)
+        # One statement, one short transaction. `IS DISTINCT FROM` skips rows that already hold the
+        # value, so replaying a chunk after a crash, or a row the new application code already wrote,
+        # costs a read and no write.
+        sql = f"""
+            WITH b AS (
+                SELECT {select_list} FROM {table} {where} ORDER BY {order} LIMIT $1
+            ), u AS (
+                UPDATE {table} AS t SET {column} = ({work.expression})
+                FROM b WHERE {join} AND t.{column} IS DISTINCT FROM ({work.expression})
+                RETURNING 1
+            )
+            SELECT (SELECT count(*) FROM b)::int AS scanned,
+                   (SELECT count(*) FROM u)::int AS updated,
+                   (SELECT ARRAY[{high_water}] FROM b ORDER BY {last} LIMIT 1) AS high_water
+        """  # noqa: S608 - identifiers are validated and quoted; the expression is parsed as one expression
+        self._chunk_sql[(work, key, resume)] = sql
+        return sql
+
+    # -- preflight ----------------------------------------------------------------------------------
+
+    async def describe_table(self, table: str) -> TableInfo | None:
+        pool = await self._get_pool()
+        oid = await pool.fetchval("SELECT to_regclass($1)::oid", quote_ident(table))
+        if oid is None:
+            return None
+        columns = await pool.fetch(
+            """
+            SELECT attname, format_type(atttypid, atttypmod) AS type, NOT attnotnull AS nullable
+            FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum
+            """,
+            oid,
+        )
+        indexes = await pool.fetch(
+            """
+            SELECT c.relname, i.indisvalid, i.indisunique, i.indisprimary,
+                   ARRAY(SELECT a.attname FROM pg_attribute a
+                         WHERE a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+                         ORDER BY array_position(i.indkey::int2[], a.attnum))::text[] AS columns
+            FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = $1
+            """,
+            oid,
+        )
+        estimate = await pool.fetchval("SELECT reltuples::bigint FROM pg_class WHERE oid = $1", oid)
+        primary = next((list(row["columns"]) for row in indexes if row["indisprimary"]), [])
+        return TableInfo(
+            name=table,
+            columns={
+                row["attname"]: ColumnInfo(name=row["attname"], type=row["type"], nullable=row["nullable"])
+                for row in columns
+            },
+            indexes={
+                row["relname"]: IndexInfo(
+                    name=row["relname"],
+                    columns=list(row["columns"]),
+                    valid=row["indisvalid"],
+                    unique=row["indisunique"],
+                )
+                for row in indexes
+            },
+            primary_key=primary,
+            estimated_rows=max(int(estimate or 0), 0),
+        )
+
+    async def relation_exists(self, name: str) -> bool:
+        pool = await self._get_pool()
+        return bool(await pool.fetchval("SELECT to_regclass($1) IS NOT NULL", quote_ident(name)))
+
+    async def check_expression(self, table: str, expression: str) -> str | None:
+        pool = await self._get_pool()
+        try:
+            # A prepared statement: it is planned, never executed, and cannot carry a second statement.
+            async with pool.acquire() as conn:
+                await conn.prepare(f"SELECT ({expression}) FROM {quote_ident(table)}")  # noqa: S608
+        except asyncpg.PostgresError as error:
+            return _describe(error)
+        return None
+
+
+def _describe(error: asyncpg.PostgresError) -> str:
+    sqlstate = getattr(error, "sqlstate", None) or "?"
+    return f"{error.__class__.__name__} ({sqlstate}): {error}"

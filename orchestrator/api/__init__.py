@@ -1,0 +1,1 @@
+"""The HTTP face: parse, call the service, render. Thin."""

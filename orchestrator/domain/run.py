@@ -1,0 +1,81 @@
+"""The persisted state of one migration, and the events it emits."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from orchestrator.domain.plan import Plan, Stage
+from orchestrator.domain.spec import MigrationSpec
+from orchestrator.domain.states import RunStatus, allowed_actions
+
+
+class BackfillProgress(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    step_id: str
+    rows_done: int = 0
+    rows_total_estimate: int = 0
+    rows_per_second: float = 0.0
+    eta_seconds: float | None = None
+
+
+class Progress(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    steps_done: int = 0
+    steps_total: int = 0
+    backfill: BackfillProgress | None = None
+
+
+class Run(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    target: str
+    engine: str
+    status: RunStatus
+    stage: Stage | None = None
+    paused_from: RunStatus | None = None
+    error: str | None = None
+    spec: MigrationSpec
+    plan: Plan
+    progress: Progress = Field(default_factory=Progress)
+    created_at: datetime
+    updated_at: datetime
+    # Where the notifier keeps its handle (a Slack channel and message ts); opaque to the engine.
+    notification_ref: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def allowed_actions(self) -> list[str]:
+        return allowed_actions(self.status, stage=self.stage)
+
+
+class EventType(StrEnum):
+    CREATED = "created"
+    TRANSITION = "transition"
+    STEP_STARTED = "step_started"
+    STEP_FINISHED = "step_finished"
+    STEP_RETRY = "step_retry"
+    STEP_FAILED = "step_failed"
+    BACKFILL_PROGRESS = "backfill_progress"
+    STAGE_STARTED = "stage_started"
+    STAGE_FINISHED = "stage_finished"
+    STAGE_FAILED = "stage_failed"
+
+
+class MigrationEvent(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: int = 0  # assigned by the store; events are append-only and ordered by id
+    migration_id: str
+    at: datetime
+    type: EventType
+    stage: Stage | None = None
+    step_id: str | None = None
+    message: str
+    data: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,104 @@
+"""The migration spec as users write it (YAML or JSON), validated into frozen models."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from orchestrator.domain.errors import SpecError
+from orchestrator.domain.operations import Operation, OperationEntry
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,99}$"
+
+
+class SpecSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    lock_timeout_ms: int = Field(
+        default=1000, ge=50, le=60_000, description="How long one DDL attempt may wait for its lock."
+    )
+    ddl_attempts: int = Field(
+        default=30, ge=1, le=1000, description="Attempts per DDL step before the stage fails."
+    )
+
+
+class MigrationSpec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=NAME_PATTERN, description="A short slug, e.g. 'users-email-verified'.")
+    target: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9_-]{0,62}$",
+        description="A configured target name. `osctl migrate --target-dsn` may stand in for it.",
+    )
+    description: str = ""
+    settings: SpecSettings = Field(default_factory=SpecSettings)
+    operations: list[OperationEntry] = Field(min_length=1, max_length=200)
+
+    def ops(self) -> list[Operation]:
+        return list(self.operations)
+
+
+def format_location(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(spec)"
+
+
+def spec_problems(error: ValidationError) -> list[tuple[str, str]]:
+    problems = []
+    for item in error.errors(include_url=False):
+        message = item["msg"].removeprefix("Value error, ")
+        problems.append((format_location(tuple(item["loc"])), message))
+    return problems
+
+
+def parse_spec(data: Any) -> MigrationSpec:
+    """Validate a decoded spec; SpecError carries every problem with its field path."""
+    if not isinstance(data, dict):
+        raise SpecError([("(spec)", "a migration spec is a mapping with name, target and operations")])
+    try:
+        return MigrationSpec.model_validate(data)
+    except ValidationError as error:
+        raise SpecError(spec_problems(error)) from error
+
+
+def decode_spec_text(text: str) -> Any:
+    """YAML or JSON text to plain data (JSON is YAML, but its errors read better from the JSON parser)."""
+    try:
+        return json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as error:
+        raise SpecError([("(spec)", f"not valid YAML or JSON: {error}")]) from error
+
+
+def load_spec_text(text: str) -> MigrationSpec:
+    return parse_spec(decode_spec_text(text))
+
+
+def spec_json_schema() -> dict[str, Any]:
+    """The JSON Schema of the spec as users write it: each operation a one-key mapping."""
+    schema = MigrationSpec.model_json_schema(mode="validation")
+    definitions = schema.get("$defs", {})
+    entries = []
+    for kind, model_name in (
+        ("add_column", "AddColumn"),
+        ("create_index", "CreateIndex"),
+        ("backfill", "Backfill"),
+        ("drop_column", "DropColumn"),
+    ):
+        params = dict(definitions[model_name])
+        params["properties"] = {k: v for k, v in params["properties"].items() if k != "kind"}
+        definitions[model_name] = params
+        entries.append(
+            {
+                "type": "object",
+                "properties": {kind: {"$ref": f"#/$defs/{model_name}"}},
+                "required": [kind],
+                "additionalProperties": False,
+            }
+        )
+    schema["properties"]["operations"]["items"] = {"oneOf": entries}
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "osctl migration spec"
+    return schema

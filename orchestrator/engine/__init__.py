@@ -1,0 +1,1 @@
+"""The engine: planners, runner, backfill, rollback and preflight. Talks to the world through ports only."""
