@@ -54,7 +54,7 @@ async def run_locally(
 
 
 async def _existing(service: MigrationService, spec: MigrationSpec, target: str) -> Run | None:
-    for run in await service.list(limit=1000):
+    for run in await service.list_runs(limit=1000):
         if run.name == spec.name and run.target == target and run.status not in TERMINAL:
             return run
     return None

@@ -80,8 +80,9 @@ class ChunkResult:
     rows_updated: int
 
 
-class AttemptOutcome(Protocol):
-    """One DDL attempt: whether it took its lock in time, and how long it waited."""
+@dataclass(frozen=True)
+class Attempt:
+    """One DDL attempt: whether it gave up waiting for its lock (nothing changed), and how long it took."""
 
     lock_timed_out: bool
     seconds: float
@@ -92,7 +93,7 @@ class TargetDatabase(Protocol):
 
     async def close(self) -> None: ...
 
-    async def execute_step(self, step: Step, *, lock_timeout_ms: int) -> AttemptOutcome:
+    async def execute_step(self, step: Step, *, lock_timeout_ms: int) -> Attempt:
         """Run one attempt of a DDL/index step. Idempotent: safe to repeat after a crash mid-step.
 
         Returns lock_timed_out=True (nothing changed) when the lock was not granted in time, so the

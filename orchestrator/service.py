@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 
 from orchestrator.domain.errors import (
+    ConflictError,
     IllegalTransitionError,
     IrreversibleError,
     OrchestratorError,
@@ -126,7 +127,7 @@ class MigrationService:
     async def get(self, run_id: str) -> Run:
         return await self._store.get_run(run_id)
 
-    async def list(self, limit: int = 100) -> list[Run]:
+    async def list_runs(self, limit: int = 100) -> list[Run]:
         return await self._store.list_runs(limit=limit)
 
     async def list_events(self, run_id: str, after_id: int = 0) -> list[MigrationEvent]:
@@ -315,23 +316,26 @@ class MigrationService:
                 steps = run.plan.stage(stage).steps
             await self.events.emit(run_id, EventType.STAGE_STARTED, f"{stage.value} started", stage=stage)
             await runner.run_steps(run, stage, steps)
+            await self.events.emit(run_id, EventType.STAGE_FINISHED, f"{stage.value} finished", stage=stage)
+            # No per-run lock here: pause/rollback hold it while they wait for this task to end. The
+            # store's compare-and-set on status settles any race with them.
+            await self._transition(await self._store.get_run(run_id), Action.STAGE_SUCCEEDED)
         except StageInterruptedError as stop:
             log.info("stage_interrupted", reason=str(stop))
-            return
+        except (ConflictError, IllegalTransitionError) as error:
+            # Someone else (pause, rollback, another replica) moved the run on meanwhile: theirs stands.
+            log.warning("stage_outcome_superseded", error=str(error))
         except asyncio.CancelledError:
             log.warning("stage_cancelled")
             raise
-        except Exception as error:
-            await self._fail(run_id, stage, error)
-            return
+        except Exception as error:  # any failure must become a visible FAILED state
+            try:
+                await self._fail(run_id, stage, error)
+            except (ConflictError, IllegalTransitionError) as superseded:
+                log.warning("stage_failure_superseded", error=str(superseded))
         finally:
             await database.close()
             structlog.contextvars.unbind_contextvars("migration_id", "stage")
-        await self.events.emit(run_id, EventType.STAGE_FINISHED, f"{stage.value} finished", stage=stage)
-        # No per-run lock here: pause/rollback hold it while they wait for this task to end. The
-        # store's compare-and-set on status settles any race with them.
-        current = await self._store.get_run(run_id)
-        await self._transition(current, Action.STAGE_SUCCEEDED)
 
     async def _fail(self, run_id: str, stage: Stage, error: Exception) -> None:
         if isinstance(error, OrchestratorError):

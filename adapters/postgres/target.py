@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -14,17 +13,11 @@ from orchestrator.domain.errors import StepFailedError
 from orchestrator.domain.identifiers import quote_ident
 from orchestrator.domain.plan import BackfillWork, Step, StepAction
 from orchestrator.domain.schema import ColumnInfo, IndexInfo, TableInfo
-from orchestrator.ports import ChunkResult, KeyColumn
+from orchestrator.ports import Attempt, ChunkResult, KeyColumn
 
 log = structlog.get_logger(__name__)
 
 APPLICATION_NAME = "osctl"
-
-
-@dataclass(frozen=True)
-class Attempt:
-    lock_timed_out: bool
-    seconds: float
 
 
 class PostgresTarget:

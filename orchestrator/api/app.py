@@ -64,7 +64,7 @@ def create_app(service_factory: Callable[[], MigrationService]) -> FastAPI:
 
     @app.get("/v1/migrations", response_model=RunList)
     async def list_migrations(request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> RunList:
-        runs = await svc(request).list(limit)
+        runs = await svc(request).list_runs(limit)
         return RunList(migrations=[RunView.of(run, with_plan=False) for run in runs])
 
     @app.get("/v1/migrations/{migration_id}", response_model=RunView)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import structlog
@@ -12,7 +13,7 @@ from orchestrator.domain.run import EventType, Progress, Run
 from orchestrator.engine.backfill import BackfillRunner
 from orchestrator.engine.control import StopSignal
 from orchestrator.engine.events import EventSink
-from orchestrator.ports import Clock, StateStore, TargetDatabase
+from orchestrator.ports import Clock, StateStore, StepCheckpoint, TargetDatabase
 
 log = structlog.get_logger(__name__)
 
@@ -112,6 +113,6 @@ class StageRunner:
         raise LockTimeoutExhaustedError(step.id, attempts)
 
 
-def _state(checkpoints: dict[str, object], step_id: str) -> str | None:
+def _state(checkpoints: Mapping[str, StepCheckpoint], step_id: str) -> str | None:
     checkpoint = checkpoints.get(step_id)
-    return getattr(checkpoint, "state", None)
+    return checkpoint.state if checkpoint else None
