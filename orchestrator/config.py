@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -51,17 +51,20 @@ def engine_of(dsn: str) -> Literal["postgres", "mysql"]:
 
 
 def redact_dsn(dsn: str) -> str:
-    """The DSN with any password removed: safe for logs, the store, the API and Slack."""
-    parts = urlsplit(dsn)
-    if parts.password is None:
-        netloc = parts.netloc
-    else:
-        user = parts.username or ""
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-        netloc = f"{user}:***@{host}{port}" if user else f"***@{host}{port}"
-    query = re.sub(r"(?i)(password=)[^&]*", r"\1***", parts.query)
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    """The DSN with any password removed: safe for logs, the store, the API and Slack.
+
+    Works on the text rather than through urlsplit, which gives up on passwords holding '/', '?' or
+    '#': everything between the user name and the last '@' of the authority is the password.
+    """
+    redacted = re.sub(r"(?i)(password=)[^&\s]*", r"\1***", dsn)
+    scheme, separator, rest = redacted.partition("://")
+    if not separator or "@" not in rest:
+        return redacted
+    credentials, _, host_and_rest = rest.rpartition("@")
+    user, colon, _password = credentials.partition(":")
+    if not colon:
+        return redacted
+    return f"{scheme}://{user + ':' if user else ''}***@{host_and_rest}"
 
 
 def _secret(environ: Mapping[str, str], name: str) -> SecretStr | None:
@@ -78,9 +81,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     targets: dict[str, TargetConfig] = {}
     for key in env:
-        if key.startswith(TARGET_PREFIX) and not key.endswith("_FILE"):
-            name = key.removeprefix(TARGET_PREFIX).lower().replace("_", "-")
-            dsn = _secret(env, key)
+        if key.startswith(TARGET_PREFIX):
+            base = key.removesuffix("_FILE")
+            name = base.removeprefix(TARGET_PREFIX).lower().replace("_", "-")
+            dsn = _secret(env, base)
             if dsn is not None:
                 targets[name] = TargetConfig(name=name, engine=engine_of(dsn.get_secret_value()), dsn=dsn)
     port = int(env.get("OSCTL_PORT", "8080"))

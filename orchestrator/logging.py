@@ -10,7 +10,8 @@ from typing import Any
 
 import structlog
 
-_PASSWORD_IN_URL = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]+@", re.IGNORECASE)
+# Greedy up to the last '@' of the word: a password may itself contain '@'.
+_PASSWORD_IN_URL = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)\S+@", re.IGNORECASE)
 _PASSWORD_PARAM = re.compile(r"(?i)(password=)[^\s&;]+")
 
 

@@ -293,29 +293,26 @@ class MigrationService:
     def _spawn(self, run: Run) -> None:
         if not self._run_stages or run.status not in RUNNING:
             return
-        existing = self._tasks.get(run.id)
-        if existing is not None and not existing.done():
-            return
+        # A task that just reported its stage's outcome may still be closing its connections: the new
+        # one waits for it, so one run never has two stages executing at once.
+        previous = self._tasks.get(run.id)
         signal = StopSignal()
         self._stops[run.id] = signal
-        task = asyncio.create_task(self._drive(run.id, signal), name=f"migration-{run.id}")
+        task = asyncio.create_task(self._drive(run.id, signal, previous), name=f"migration-{run.id}")
         self._tasks[run.id] = task
 
-    async def _drive(self, run_id: str, signal: StopSignal) -> None:
+    async def _drive(self, run_id: str, signal: StopSignal, previous: asyncio.Task[None] | None) -> None:
+        if previous is not None:
+            await asyncio.gather(previous, return_exceptions=True)
         run = await self._store.get_run(run_id)
+        if run.status not in RUNNING:
+            return
         stage = (
             Stage.ROLLBACK if run.status is RunStatus.ROLLING_BACK else STAGE_OF_RUNNING_STATUS[run.status]
         )
         structlog.contextvars.bind_contextvars(migration_id=run_id, stage=stage.value)
-        database = self._targets.open(run.target)
-        runner = StageRunner(self._store, database, self.events, self._clock, signal, self._retry)
         try:
-            if stage is Stage.ROLLBACK:
-                steps = rollback_steps(run.plan, await self._store.step_checkpoints(run_id))
-            else:
-                steps = run.plan.stage(stage).steps
-            await self.events.emit(run_id, EventType.STAGE_STARTED, f"{stage.value} started", stage=stage)
-            await runner.run_steps(run, stage, steps)
+            await self._run_stage(run, stage, signal)
             await self.events.emit(run_id, EventType.STAGE_FINISHED, f"{stage.value} finished", stage=stage)
             # No per-run lock here: pause/rollback hold it while they wait for this task to end. The
             # store's compare-and-set on status settles any race with them.
@@ -334,8 +331,20 @@ class MigrationService:
             except (ConflictError, IllegalTransitionError) as superseded:
                 log.warning("stage_failure_superseded", error=str(superseded))
         finally:
-            await database.close()
             structlog.contextvars.unbind_contextvars("migration_id", "stage")
+
+    async def _run_stage(self, run: Run, stage: Stage, signal: StopSignal) -> None:
+        database = self._targets.open(run.target)
+        try:
+            runner = StageRunner(self._store, database, self.events, self._clock, signal, self._retry)
+            if stage is Stage.ROLLBACK:
+                steps = rollback_steps(run.plan, await self._store.step_checkpoints(run.id))
+            else:
+                steps = run.plan.stage(stage).steps
+            await self.events.emit(run.id, EventType.STAGE_STARTED, f"{stage.value} started", stage=stage)
+            await runner.run_steps(run, stage, steps)
+        finally:
+            await database.close()
 
     async def _fail(self, run_id: str, stage: Stage, error: Exception) -> None:
         if isinstance(error, OrchestratorError):

@@ -13,9 +13,11 @@ from pydantic import AfterValidator
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_$]{0,62}$")
 
 # A column type as a DBA writes it: `timestamptz`, `varchar(255)`, `numeric(12, 2)`, `double precision`,
-# `timestamp with time zone`, `text[]`. No punctuation that could end the statement.
+# `timestamp with time zone`, `text[]`. Words after the first come from the few that multi-word SQL type
+# names use, so a constraint (`int unique`, `int references t`, `text default x`) cannot ride along.
 _TYPE_NAME = re.compile(
-    r"^[a-z_][a-z0-9_]*( [a-z_][a-z0-9_]*){0,3}( ?\(\d{1,5}( ?, ?\d{1,5})?\))?(\[\]){0,3}$"
+    r"^[a-z_][a-z0-9_]*( (precision|varying|with|without|time|zone)){0,3}"
+    r"( ?\(\d{1,5}( ?, ?\d{1,5})?\))?( (with|without) time zone)?(\[\]){0,3}$"
 )
 
 
@@ -55,8 +57,9 @@ def quote_literal(value: str | int | float | bool | None) -> str:
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
     if isinstance(value, int | float):
-        if isinstance(value, float) and value != value:  # NaN has no literal form
-            return "'NaN'"
+        if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+            # NaN and the infinities have no bare literal form; PostgreSQL reads them from strings.
+            return {"nan": "'NaN'", "inf": "'Infinity'", "-inf": "'-Infinity'"}[repr(value)]
         return repr(value)
     escaped = value.replace("\\", "\\\\").replace("'", "''")
     return f"E'{escaped}'"

@@ -27,6 +27,9 @@ class StopSignal:
 
     async def wait(self, seconds: float) -> None:
         """Sleep up to `seconds`, returning early (and raising) if a stop is requested meanwhile."""
+        self.check()
+        if seconds <= 0:
+            return
         try:
             await asyncio.wait_for(self._event.wait(), timeout=seconds)
         except TimeoutError:

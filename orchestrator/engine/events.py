@@ -54,7 +54,7 @@ class EventSink:
         event = await self._store.append_event(
             new_event(run_id, type, message, stage=stage, step_id=step_id, data=data)
         )
-        log.info(type.value, message=message, stage=stage, step_id=step_id, **(data or {}))
+        log.info(type.value, message=message, stage=stage, step_id=step_id, data=data or None)
         await self.published(await self._store.get_run(run_id), event)
         return event
 

@@ -98,6 +98,8 @@ class StageRunner:
             outcome = await self._target.execute_step(step, lock_timeout_ms=lock_timeout_ms)
             if not outcome.lock_timed_out:
                 return
+            if attempt == attempts:
+                break
             delay = self._retry.delay(attempt)
             await self._events.emit(
                 run.id,
@@ -108,8 +110,7 @@ class StageRunner:
                 step_id=step.id,
                 data={"attempt": attempt, "waited_seconds": round(outcome.seconds, 3), "backoff": delay},
             )
-            if attempt < attempts:
-                await self._stop.wait(delay)
+            await self._stop.wait(delay)
         raise LockTimeoutExhaustedError(step.id, attempts)
 
 

@@ -29,6 +29,7 @@ def plan(op: Backfill, index: int, context: PlanContext) -> None:
     key = (op.table, op.column)
     if key in context.dropped_columns:
         raise SpecError([("column", f"column {op.table}.{op.column} is dropped by this spec")])
+    context.backfilled_columns.add(key)
     forward_id = step_id(Stage.BACKFILL, index, op.kind, op.column)
     if key in context.added_columns:
         irreversible = None  # the column's own rollback (drop) discards what the backfill wrote

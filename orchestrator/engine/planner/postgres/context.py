@@ -14,6 +14,7 @@ class PlanContext:
     # Columns this spec adds, so a later backfill knows dropping them undoes it.
     added_columns: set[tuple[str, str]] = field(default_factory=set)
     dropped_columns: set[tuple[str, str]] = field(default_factory=set)
+    backfilled_columns: set[tuple[str, str]] = field(default_factory=set)
     index_names: set[str] = field(default_factory=set)
 
     def add(self, step: Step) -> None:

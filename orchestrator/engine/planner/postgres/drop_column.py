@@ -13,6 +13,10 @@ def plan(op: DropColumn, index: int, context: PlanContext) -> None:
     key = (op.table, op.column)
     if key in context.added_columns:
         raise SpecError([("column", f"column {op.table}.{op.column} is added by this spec; drop nothing")])
+    if key in context.backfilled_columns:
+        raise SpecError(
+            [("column", f"column {op.table}.{op.column} is backfilled by this spec; drop nothing")]
+        )
     if key in context.dropped_columns:
         raise SpecError([("column", f"column {op.table}.{op.column} is dropped twice")])
     context.dropped_columns.add(key)
