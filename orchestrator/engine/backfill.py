@@ -34,7 +34,14 @@ class BackfillRunner:
         after = checkpoint.high_water if checkpoint else None
         rows_done = checkpoint.rows_done if checkpoint else 0
         if checkpoint is not None:
-            log.info("backfill_resumed", high_water=after, rows_done=rows_done)
+            await self._events.emit(
+                run.id,
+                EventType.BACKFILL_PROGRESS,
+                f"resumed from the checkpoint after {rows_done} rows",
+                stage=step.stage,
+                step_id=step.id,
+                data={"resumed_from": after, "rows_done": rows_done},
+            )
         started, rows_at_start = self._clock.now(), rows_done
         last_event = started
         base = (await self._store.get_run(run.id)).progress
