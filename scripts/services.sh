@@ -343,11 +343,13 @@ my_pid() {
 
 my_write_cnf() { # <name> <port> <server_id> [extra lines]
 	local name=$1 port=$2 server_id=$3 extra=${4:-}
+	mkdir -p "$MY_DIR/tmp-$name"
 	cat >"$(my_cnf "$name")" <<EOF
 # written by scripts/services.sh on every start
 [mysqld]
 user                           = root
 datadir                        = $MY_DIR/$name
+tmpdir                         = $MY_DIR/tmp-$name
 socket                         = $(my_sock "$name")
 pid-file                       = $(my_pidfile "$name")
 log-error                      = $(my_errlog "$name")
@@ -389,7 +391,9 @@ my_init() { # <name>
 	rm -rf "$d"
 	log "mariadb-$name: mariadb-install-db $d"
 	local ilog=$LOG_DIR/mariadb-$name-install.log
-	"$MARIADB_INSTALL_DB" --no-defaults --datadir="$d" --user=root \
+	# A private tmpdir: the two bootstraps run in parallel and their temporary tables collide in /tmp.
+	mkdir -p "$MY_DIR/tmp-$name"
+	"$MARIADB_INSTALL_DB" --no-defaults --datadir="$d" --user=root --tmpdir="$MY_DIR/tmp-$name" \
 		--auth-root-authentication-method=normal --skip-test-db >"$ilog" 2>&1 ||
 		die "mariadb-$name: mariadb-install-db failed" "$ilog"
 }
