@@ -238,14 +238,15 @@ class MigrationService:
     async def rollback(self, run_id: str) -> Run:
         async with self._lock(run_id):
             run = await self._store.get_run(run_id)
-            next_status(run.status, Action.ROLLBACK, stage=run.stage)
-            # Refuse before touching anything when some done step has no inverse.
+            # Refuse before touching anything when some step without an inverse has run; that reason
+            # (which column is gone) helps on-call more than "not allowed when completed".
             try:
                 rollback_steps(run.plan, await self._store.step_checkpoints(run_id))
             except IrreversibleError as error:
                 raise IllegalTransitionError(
                     run.status.value, "rollback", run.allowed_actions, str(error)
                 ) from error
+            next_status(run.status, Action.ROLLBACK, stage=run.stage)
             await self._interrupt(run_id, "rollback requested")
             run = await self._store.get_run(run_id)
             run = await self._transition(

@@ -120,8 +120,10 @@ class SqlStateStore:
 
     async def update_run(self, run: Run, *, expected_status: RunStatus, event: MigrationEvent | None) -> Run:
         row = _run_row(run)
-        row.pop("id")
-        row.pop("created_at")
+        # The notifier owns notification_ref (set_notification_ref); a run read before Slack answered
+        # must not write its stale, empty copy back over it.
+        for key in ("id", "created_at", "notification_ref"):
+            row.pop(key)
         async with self._engine.begin() as conn:
             result = await conn.execute(
                 migrations.update()

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pglast
+
 from orchestrator.domain.errors import SpecError
 from orchestrator.domain.operations import AddColumn, Backfill, CreateIndex, DropColumn
 from orchestrator.domain.schema import TableInfo
 from orchestrator.domain.spec import MigrationSpec
+from orchestrator.engine.planner.postgres.backfill import referenced_columns
 from orchestrator.ports import TargetDatabase
 
 
@@ -17,6 +20,13 @@ class LiveSchema:
     relations: dict[str, bool] = field(default_factory=dict)
     # Operation index -> the database's complaint about a backfill expression, if any.
     expression_errors: dict[int, str] = field(default_factory=dict)
+
+
+def _reads(expression: str) -> set[str]:
+    try:
+        return referenced_columns(expression)
+    except pglast.parser.ParseError:
+        return set()  # the planner reports the syntax error with its path
 
 
 async def read_live_schema(spec: MigrationSpec, target: TargetDatabase) -> LiveSchema:
@@ -33,7 +43,7 @@ async def read_live_schema(spec: MigrationSpec, target: TargetDatabase) -> LiveS
         if (
             isinstance(op, Backfill)
             and live.tables.get(op.table) is not None
-            and (op.table, op.column) not in added
+            and not any((op.table, name) in added for name in _reads(op.expression))
         ):
             error = await target.check_expression(op.table, op.expression)
             if error:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pglast
 from pglast import ast
+from pglast.visitors import Visitor
 
 from orchestrator.domain.errors import SpecError
 from orchestrator.domain.operations import Backfill
@@ -22,6 +23,20 @@ def check_expression(expression: str) -> None:
     select = statements[0].stmt
     if not isinstance(select, ast.SelectStmt) or select.fromClause or len(select.targetList or ()) != 1:
         raise SpecError([("expression", "must be a single scalar expression over the row's columns")])
+
+
+def referenced_columns(expression: str) -> set[str]:
+    """The column names an expression reads (the last part of each column reference)."""
+    names: set[str] = set()
+
+    class Collector(Visitor):
+        def visit_ColumnRef(self, _ancestors: object, node: ast.ColumnRef) -> None:
+            last = node.fields[-1] if node.fields else None
+            if isinstance(last, ast.String) and last.sval:
+                names.add(last.sval)
+
+    Collector()(pglast.parse_sql(f"SELECT ({expression})"))
+    return names
 
 
 def plan(op: Backfill, index: int, context: PlanContext) -> None:

@@ -1,0 +1,52 @@
+"""Fixtures for the HTTP API tests: a fresh PostgreSQL database with `accounts`, and the app in-process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from adapters.postgres.workload import create_accounts
+from orchestrator.api.app import create_app
+from orchestrator.service import MigrationService
+from tests.support.pg import PgPair, build_service, connect, fresh_database
+from tests.support.slack_recorder import slack_recorder
+
+__all__ = ["slack_recorder"]  # the fixture, re-exported so pytest finds it for this package
+
+ACCOUNT_ROWS = 300
+
+
+@asynccontextmanager
+async def running_api(service_factory: Callable[[], MigrationService]) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with its lifespan run (ASGITransport does not run it) and a client talking to it."""
+    app = create_app(service_factory)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client,
+    ):
+        yield client
+
+
+@dataclass(frozen=True)
+class Api:
+    client: httpx.AsyncClient
+    pair: PgPair
+
+
+@pytest.fixture
+async def pair() -> AsyncIterator[PgPair]:
+    async with fresh_database() as fresh:
+        async with connect(fresh.primary) as conn:
+            await create_accounts(conn, rows=ACCOUNT_ROWS)
+        yield fresh
+
+
+@pytest.fixture
+async def api(pair: PgPair, tmp_path: Path) -> AsyncIterator[Api]:
+    async with running_api(lambda: build_service(pair, tmp_path)) as client:
+        yield Api(client, pair)
