@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from orchestrator.domain.plan import BackfillWork, Step
-from orchestrator.domain.run import MigrationEvent, Progress, Run
+from orchestrator.domain.run import BackfillTuning, MigrationEvent, Progress, Run
 from orchestrator.domain.schema import TableInfo
 from orchestrator.domain.states import RunStatus
 
@@ -49,6 +49,9 @@ class StateStore(Protocol):
     async def set_progress(self, run_id: str, progress: Progress) -> None: ...
 
     async def set_notification_ref(self, run_id: str, ref: dict[str, Any]) -> None: ...
+
+    async def set_tuning(self, run_id: str, tuning: BackfillTuning) -> None:
+        """NotFoundError for an unknown id."""
 
     async def append_event(self, event: MigrationEvent) -> MigrationEvent:
         """Returns the event with its id."""

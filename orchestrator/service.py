@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from pydantic import ValidationError
 
 from orchestrator.domain.errors import (
     ConflictError,
@@ -25,8 +26,8 @@ from orchestrator.domain.errors import (
     StageInterruptedError,
 )
 from orchestrator.domain.plan import Stage
-from orchestrator.domain.run import EventType, MigrationEvent, Run
-from orchestrator.domain.spec import MigrationSpec, parse_spec
+from orchestrator.domain.run import BackfillTuning, EventType, MigrationEvent, Run
+from orchestrator.domain.spec import MigrationSpec, parse_spec, spec_problems
 from orchestrator.domain.states import (
     RUNNING,
     STAGE_OF_RUNNING_STATUS,
@@ -97,6 +98,7 @@ class MigrationService:
         self._stops: dict[str, StopSignal] = {}
         self._changed: dict[str, asyncio.Event] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._tuning: dict[str, BackfillTuning] = {}
         self.events = EventSink(store, notifier, self._wake)
 
     # -- lifecycle ----------------------------------------------------------------------------------
@@ -230,6 +232,31 @@ class MigrationService:
             self._spawn(run)
             return run
 
+    async def tune(self, run_id: str, changes: dict[str, Any]) -> Run:
+        """Change a migration's backfill pacing; a running backfill picks it up at its next chunk."""
+        async with self._lock(run_id):
+            run = await self._store.get_run(run_id)
+            if run.status in TERMINAL:
+                raise IllegalTransitionError(run.status.value, "tune", run.allowed_actions)
+            try:
+                tuning = BackfillTuning.model_validate({**run.tuning.model_dump(), **changes})
+            except ValidationError as error:
+                raise SpecError(spec_problems(error)) from error
+            await self._store.set_tuning(run_id, tuning)
+            self._tuning[run_id] = tuning
+            await self.events.emit(
+                run_id,
+                EventType.TUNED,
+                f"backfill tuning set to {tuning.model_dump(exclude_none=True) or 'defaults'}",
+                stage=run.stage,
+                data=tuning.model_dump(mode="json", exclude_none=True),
+            )
+            return await self._store.get_run(run_id)
+
+    def tuning(self, run_id: str) -> BackfillTuning:
+        """What a running backfill reads before each chunk."""
+        return self._tuning.get(run_id) or BackfillTuning()
+
     async def cancel(self, run_id: str) -> Run:
         async with self._lock(run_id):
             run = await self._store.get_run(run_id)
@@ -297,6 +324,7 @@ class MigrationService:
         # A task that just reported its stage's outcome may still be closing its connections: the new
         # one waits for it, so one run never has two stages executing at once.
         previous = self._tasks.get(run.id)
+        self._tuning[run.id] = run.tuning
         signal = StopSignal()
         self._stops[run.id] = signal
         task = asyncio.create_task(self._drive(run.id, signal, previous), name=f"migration-{run.id}")

@@ -21,6 +21,7 @@ migrations = Table(
     Column("plan", JSON, nullable=False),
     Column("progress", JSON, nullable=False),
     Column("notification_ref", JSON, nullable=False),
+    Column("tuning", JSON, nullable=False, server_default="{}"),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )

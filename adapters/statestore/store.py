@@ -23,7 +23,7 @@ from adapters.statestore.schema import (
 )
 from orchestrator.domain.errors import ConflictError, NotFoundError
 from orchestrator.domain.plan import Plan, Stage
-from orchestrator.domain.run import MigrationEvent, Progress, Run
+from orchestrator.domain.run import BackfillTuning, MigrationEvent, Progress, Run
 from orchestrator.domain.spec import MigrationSpec
 from orchestrator.domain.states import TERMINAL, RunStatus
 from orchestrator.ports import BackfillCheckpoint, StepCheckpoint
@@ -120,9 +120,9 @@ class SqlStateStore:
 
     async def update_run(self, run: Run, *, expected_status: RunStatus, event: MigrationEvent | None) -> Run:
         row = _run_row(run)
-        # The notifier owns notification_ref (set_notification_ref); a run read before Slack answered
-        # must not write its stale, empty copy back over it.
-        for key in ("id", "created_at", "notification_ref"):
+        # The notifier owns notification_ref (set_notification_ref) and the API owns tuning
+        # (set_tuning); a run read before either changed must not write its stale copy back over it.
+        for key in ("id", "created_at", "notification_ref", "tuning"):
             row.pop(key)
         async with self._engine.begin() as conn:
             result = await conn.execute(
@@ -145,6 +145,16 @@ class SqlStateStore:
                 .where(migrations.c.id == run_id)
                 .values(progress=progress.model_dump(mode="json"), updated_at=_now())
             )
+
+    async def set_tuning(self, run_id: str, tuning: BackfillTuning) -> None:
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                migrations.update()
+                .where(migrations.c.id == run_id)
+                .values(tuning=tuning.model_dump(mode="json", exclude_none=True), updated_at=_now())
+            )
+        if result.rowcount != 1:
+            raise NotFoundError("migration", run_id)
 
     async def set_notification_ref(self, run_id: str, ref: dict[str, Any]) -> None:
         async with self._engine.begin() as conn:
@@ -267,6 +277,7 @@ def _run_row(run: Run) -> dict[str, Any]:
         "plan": run.plan.model_dump(mode="json"),
         "progress": run.progress.model_dump(mode="json"),
         "notification_ref": run.notification_ref,
+        "tuning": run.tuning.model_dump(mode="json", exclude_none=True),
         "created_at": run.created_at,
         "updated_at": run.updated_at,
     }
@@ -289,6 +300,7 @@ def _run_from_row(row: Any) -> Run:
         plan=Plan.model_validate(row["plan"]),
         progress=Progress.model_validate(row["progress"]),
         notification_ref=row["notification_ref"] or {},
+        tuning=BackfillTuning.model_validate(row["tuning"] or {}),
         created_at=_aware(row["created_at"]),
         updated_at=_aware(row["updated_at"]),
     )

@@ -91,6 +91,17 @@ def create_app(service_factory: Callable[[], MigrationService]) -> FastAPI:
     async def resume(request: Request, migration_id: MigrationId) -> RunView:
         return RunView.of(await svc(request).resume(migration_id))
 
+    @app.patch("/v1/migrations/{migration_id}/backfill", response_model=RunView)
+    async def tune_backfill(request: Request, migration_id: MigrationId) -> RunView:
+        """Change chunk_target_ms, batch_size (null: adaptive again) or pause_ms while it runs."""
+        try:
+            changes = json.loads(await request.body() or b"{}")
+        except json.JSONDecodeError as error:
+            raise SpecError([("(body)", f"the body is not valid JSON: {error}")]) from error
+        if not isinstance(changes, dict):
+            raise SpecError([("(body)", 'send an object such as {"chunk_target_ms": 100}')])
+        return RunView.of(await svc(request).tune(migration_id, changes))
+
     @app.post("/v1/migrations/{migration_id}/cancel", response_model=RunView)
     async def cancel(request: Request, migration_id: MigrationId) -> RunView:
         return RunView.of(await svc(request).cancel(migration_id))

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from orchestrator.domain.plan import Plan, Stage
-from orchestrator.domain.run import MigrationEvent, Progress, Run
+from orchestrator.domain.run import BackfillTuning, MigrationEvent, Progress, Run
 from orchestrator.domain.states import RunStatus
 
 
@@ -22,6 +22,7 @@ class RunView(BaseModel):
     paused_from: RunStatus | None
     error: str | None
     progress: Progress
+    tuning: BackfillTuning
     allowed_actions: list[str]
     created_at: datetime
     updated_at: datetime
@@ -39,6 +40,7 @@ class RunView(BaseModel):
             paused_from=run.paused_from,
             error=run.error,
             progress=run.progress,
+            tuning=run.tuning,
             allowed_actions=run.allowed_actions,
             created_at=run.created_at,
             updated_at=run.updated_at,

@@ -23,6 +23,20 @@ class BackfillProgress(BaseModel):
     eta_seconds: float | None = None
 
 
+class BackfillTuning(BaseModel):
+    """Run-time overrides of a migration's backfill pacing, set through the API while it runs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    chunk_target_ms: int | None = Field(
+        default=None, ge=10, le=60_000, description="Time target per chunk; the chunk size adapts to it."
+    )
+    batch_size: int | None = Field(
+        default=None, ge=1, le=100_000, description="A fixed chunk size; turns the adaptation off."
+    )
+    pause_ms: int | None = Field(default=None, ge=0, le=60_000, description="Pause between chunks.")
+
+
 class Progress(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -49,6 +63,7 @@ class Run(BaseModel):
     updated_at: datetime
     # Where the notifier keeps its handle (a Slack channel and message ts); opaque to the engine.
     notification_ref: dict[str, Any] = Field(default_factory=dict)
+    tuning: BackfillTuning = Field(default_factory=BackfillTuning)
 
     @property
     def allowed_actions(self) -> list[str]:
@@ -66,6 +81,7 @@ class EventType(StrEnum):
     STAGE_STARTED = "stage_started"
     STAGE_FINISHED = "stage_finished"
     STAGE_FAILED = "stage_failed"
+    TUNED = "tuned"
 
 
 class MigrationEvent(BaseModel):

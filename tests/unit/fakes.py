@@ -12,7 +12,7 @@ from typing import Any
 
 from orchestrator.domain.errors import ConflictError, NotFoundError
 from orchestrator.domain.plan import BackfillWork, Plan, Step
-from orchestrator.domain.run import EventType, MigrationEvent, Progress, Run
+from orchestrator.domain.run import BackfillTuning, EventType, MigrationEvent, Progress, Run
 from orchestrator.domain.schema import TableInfo
 from orchestrator.domain.spec import MigrationSpec, parse_spec
 from orchestrator.domain.states import RunStatus
@@ -103,6 +103,10 @@ class InMemoryStateStore:
     async def set_notification_ref(self, run_id: str, ref: dict[str, Any]) -> None:
         run = await self.get_run(run_id)
         self.runs[run_id] = run.model_copy(update={"notification_ref": ref})
+
+    async def set_tuning(self, run_id: str, tuning: BackfillTuning) -> None:
+        run = await self.get_run(run_id)
+        self.runs[run_id] = run.model_copy(update={"tuning": tuning})
 
     async def append_event(self, event: MigrationEvent) -> MigrationEvent:
         stored = event.model_copy(update={"id": len(self.events) + 1})
