@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any, Literal, Protocol
 
 from orchestrator.domain.plan import BackfillWork, Step
-from orchestrator.domain.run import BackfillTuning, MigrationEvent, Progress, Run
+from orchestrator.domain.run import BackfillTuning, MigrationEvent, Progress, Run, Waiting
 from orchestrator.domain.schema import TableInfo
 from orchestrator.domain.states import RunStatus
 
@@ -71,6 +72,78 @@ class StateStore(Protocol):
 
 
 @dataclass(frozen=True)
+class LeaderRecord:
+    epoch: int
+    holder: str | None
+    acquired_at: datetime | None
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    """The first answer to an idempotent request, replayed for a retry with the same key and body."""
+
+    status: int
+    body: bytes
+    content_type: str
+    location: str | None = None
+
+
+ClaimOutcome = Literal["claimed", "replay", "mismatch", "in_progress"]
+
+
+@dataclass(frozen=True)
+class IdempotencyClaim:
+    outcome: ClaimOutcome
+    response: StoredResponse | None = None  # set for "replay"
+
+
+class ServiceStore(StateStore, Protocol):
+    """What the service needs beyond the engine's port: fencing, leadership, waits and idempotency."""
+
+    def fenced(self, epoch: int) -> ServiceStore:
+        """A view of the same store whose every write is refused (FencedError) once `epoch` is stale."""
+
+    async def claim_epoch(self, holder: str) -> int:
+        """Become leader without an election (one replica): increment and return the epoch."""
+
+    async def leader(self) -> LeaderRecord: ...
+
+    async def set_waiting(self, run_id: str, waiting: Waiting | None, *, expected_status: RunStatus) -> Run:
+        """Record why a started stage is held; ConflictError if the run is no longer `expected_status`."""
+
+    async def count_by_status(self) -> dict[RunStatus, int]: ...
+
+    async def claim_request(
+        self, principal: str, key: str, fingerprint: str, *, stale_after_seconds: float
+    ) -> IdempotencyClaim:
+        """Claim an Idempotency-Key for a request, or say why not (answered before, other body, in flight)."""
+
+    async def complete_request(self, principal: str, key: str, response: StoredResponse) -> None: ...
+
+    async def release_request(self, principal: str, key: str) -> None:
+        """Forget a claim whose request failed on our side (5xx), so a retry may run it again."""
+
+    async def purge_requests(self, older_than: datetime) -> int: ...
+
+
+class Leadership(Protocol):
+    """Who runs migrations. Every replica serves the API; only the leader drives stages."""
+
+    @property
+    def identity(self) -> str:
+        """This replica's name, as stored with the epoch it holds."""
+
+    async def acquire(self, *, wait: bool = True) -> int | None:
+        """Become leader and return the new fencing epoch; None when `wait` is False and another leads."""
+
+    async def held(self) -> None:
+        """Return when leadership is lost (lock connection gone, lease expired) or released."""
+
+    async def release(self) -> None:
+        """Give leadership up so another replica takes over at once (graceful shutdown)."""
+
+
+@dataclass(frozen=True)
 class KeyColumn:
     name: str
     type: str
@@ -81,6 +154,14 @@ class ChunkResult:
     high_water: list[Any] | None  # last key of the chunk; None when the chunk was empty (done)
     rows_scanned: int
     rows_updated: int
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    high_water: list[Any] | None  # last key looked at; None when there was nothing left (done)
+    rows_scanned: int
+    mismatches: int
+    sample_keys: list[list[Any]]  # up to a few keys of rows whose value differs from the expression
 
 
 @dataclass(frozen=True)
@@ -120,7 +201,24 @@ class TargetDatabase(Protocol):
     async def backfill_chunk(
         self, work: BackfillWork, key: Sequence[KeyColumn], after: list[Any] | None, limit: int
     ) -> ChunkResult:
-        """Update up to `limit` rows with key > `after` in one short transaction."""
+        """Update up to `limit` rows with key > `after` in one short transaction.
+
+        Rows whose column already equals the expression are not written (null-safe comparison), so
+        replaying a chunk writes nothing. Keys travel as text: the adapter casts them back.
+        """
+
+    async def verify_chunk(
+        self, work: BackfillWork, key: Sequence[KeyColumn], after: list[Any] | None, limit: int
+    ) -> VerifyResult:
+        """Count, without writing, the rows among the next `limit` whose column differs from the expression."""
+
+
+class Throttle(Protocol):
+    """Whether work on a target should hold now. Polled between chunks; must answer at once (no I/O):
+    signal collectors run on their own tasks and this only reads their latest decision."""
+
+    def reason(self, target: str) -> str | None:
+        """None to proceed, or why to hold, e.g. 'replica-lag 2.4s >= 1s'."""
 
 
 class Notifier(Protocol):

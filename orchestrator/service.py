@@ -44,7 +44,7 @@ from orchestrator.engine.planner import plan_migration
 from orchestrator.engine.preflight import preflight
 from orchestrator.engine.rollback import rollback_steps
 from orchestrator.engine.runner import RetryPolicy, StageRunner
-from orchestrator.ports import Clock, Notifier, StateStore, TargetDatabase
+from orchestrator.ports import Clock, Notifier, StateStore, TargetDatabase, Throttle
 
 log = structlog.get_logger(__name__)
 
@@ -86,8 +86,10 @@ class MigrationService:
         clock: Clock | None = None,
         retry: RetryPolicy | None = None,
         run_stages: bool = True,
+        throttle: Throttle | None = None,
     ) -> None:
         self._store = store
+        self._throttle = throttle
         self._targets = targets
         self._notifier = notifier
         self._clock = clock or SystemClock()
@@ -365,7 +367,16 @@ class MigrationService:
     async def _run_stage(self, run: Run, stage: Stage, signal: StopSignal) -> None:
         database = self._targets.open(run.target)
         try:
-            runner = StageRunner(self._store, database, self.events, self._clock, signal, self._retry)
+            runner = StageRunner(
+                self._store,
+                database,
+                self.events,
+                self._clock,
+                signal,
+                self._retry,
+                tuning=lambda: self.tuning(run.id),
+                throttle=self._throttle,
+            )
             if stage is Stage.ROLLBACK:
                 steps = rollback_steps(run.plan, await self._store.step_checkpoints(run.id))
             else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -13,7 +14,7 @@ from orchestrator.domain.errors import StepFailedError
 from orchestrator.domain.identifiers import quote_ident
 from orchestrator.domain.plan import BackfillWork, Step, StepAction
 from orchestrator.domain.schema import ColumnInfo, IndexInfo, TableInfo
-from orchestrator.ports import Attempt, ChunkResult, KeyColumn
+from orchestrator.ports import Attempt, ChunkResult, KeyColumn, VerifyResult
 
 log = structlog.get_logger(__name__)
 
@@ -24,7 +25,7 @@ class PostgresTarget:
     def __init__(self, dsn: str) -> None:
         self._dsn = dsn
         self._pool: asyncpg.Pool | None = None
-        self._chunk_sql: dict[tuple[BackfillWork, tuple[KeyColumn, ...], bool], str] = {}
+        self._statements: dict[tuple[object, ...], str] = {}
 
     async def _get_pool(self) -> asyncpg.Pool:
         if self._pool is None:
@@ -171,20 +172,57 @@ class PostgresTarget:
         high_water = list(row["high_water"]) if row["high_water"] is not None else None
         return ChunkResult(high_water=high_water, rows_scanned=row["scanned"], rows_updated=row["updated"])
 
-    def _chunk_statement(self, work: BackfillWork, key: tuple[KeyColumn, ...], *, resume: bool) -> str:
-        cached = self._chunk_sql.get((work, key, resume))
+    async def verify_chunk(
+        self, work: BackfillWork, key: Sequence[KeyColumn], after: list[Any] | None, limit: int
+    ) -> VerifyResult:
+        sql = self._verify_statement(work, tuple(key), resume=after is not None)
+        pool = await self._get_pool()
+        try:
+            row = await pool.fetchrow(sql, limit, *(after or []))
+        except asyncpg.PostgresError as error:
+            raise StepFailedError(
+                f"backfill.{work.table}.{work.column}", f"verify {work.table}.{work.column}", _describe(error)
+            ) from error
+        assert row is not None
+        return VerifyResult(
+            high_water=list(row["high_water"]) if row["high_water"] is not None else None,
+            rows_scanned=row["scanned"],
+            mismatches=row["mismatches"],
+            sample_keys=json.loads(row["samples"]) if row["samples"] else [],
+        )
+
+    def _verify_statement(self, work: BackfillWork, key: tuple[KeyColumn, ...], *, resume: bool) -> str:
+        cache_key = (work, key, resume, "verify")
+        cached = self._statements.get(cache_key)
         if cached is not None:
             return cached
         table, column = quote_ident(work.table), quote_ident(work.column)
-        names = [quote_ident(part.name) for part in key]
-        aliases = [f"__osc_k{position}" for position in range(len(key))]
+        names, aliases, where = _key_parts(key, resume=resume)
+        select_list = ", ".join(f"{name} AS {alias}" for name, alias in zip(names, aliases, strict=True))
+        as_text = ", ".join(f"{alias}::text" for alias in aliases)
+        last = ", ".join(f"{alias} DESC" for alias in aliases)
+        sql = f"""
+            WITH b AS (
+                SELECT {select_list}, ({column} IS DISTINCT FROM ({work.expression})) AS __osc_bad
+                FROM {table} {where} ORDER BY {", ".join(names)} LIMIT $1
+            )
+            SELECT (SELECT count(*) FROM b)::int AS scanned,
+                   (SELECT count(*) FROM b WHERE __osc_bad)::int AS mismatches,
+                   (SELECT ARRAY[{as_text}] FROM b ORDER BY {last} LIMIT 1) AS high_water,
+                   (SELECT json_agg(json_build_array({as_text}))
+                      FROM (SELECT * FROM b WHERE __osc_bad LIMIT 5) AS s)::text AS samples
+        """  # noqa: S608 - identifiers are validated and quoted; the expression is parsed as one expression
+        self._statements[cache_key] = sql
+        return sql
+
+    def _chunk_statement(self, work: BackfillWork, key: tuple[KeyColumn, ...], *, resume: bool) -> str:
+        cached = self._statements.get((work, key, resume))
+        if cached is not None:
+            return cached
+        table, column = quote_ident(work.table), quote_ident(work.column)
+        names, aliases, where = _key_parts(key, resume=resume)
         select_list = ", ".join(f"{name} AS {alias}" for name, alias in zip(names, aliases, strict=True))
         order = ", ".join(names)
-        # Keys travel as text (JSON-safe in the checkpoint) and are cast back to the key's own type.
-        where = ""
-        if resume:
-            bounds = ", ".join(f"${n + 2}::text::{part.type}" for n, part in enumerate(key))
-            where = f"WHERE ({order}) > ({bounds})"
         join = " AND ".join(f"t.{name} = b.{alias}" for name, alias in zip(names, aliases, strict=True))
         last = ", ".join(f"b.{alias} DESC" for alias in aliases)
         high_water = ", ".join(f"b.{alias}::text" for alias in aliases)
@@ -203,7 +241,7 @@ class PostgresTarget:
                    (SELECT count(*) FROM u)::int AS updated,
                    (SELECT ARRAY[{high_water}] FROM b ORDER BY {last} LIMIT 1) AS high_water
         """  # noqa: S608 - identifiers are validated and quoted; the expression is parsed as one expression
-        self._chunk_sql[(work, key, resume)] = sql
+        self._statements[(work, key, resume)] = sql
         return sql
 
     # -- preflight ----------------------------------------------------------------------------------
@@ -264,6 +302,18 @@ class PostgresTarget:
         except asyncpg.PostgresError as error:
             return _describe(error)
         return None
+
+
+def _key_parts(key: tuple[KeyColumn, ...], *, resume: bool) -> tuple[list[str], list[str], str]:
+    """Quoted key columns, their aliases, and the keyset WHERE clause starting after $2, $3, ..."""
+    names = [quote_ident(part.name) for part in key]
+    aliases = [f"__osc_k{position}" for position in range(len(key))]
+    where = ""
+    if resume:
+        # Keys travel as text (JSON-safe in the checkpoint) and are cast back to the key's own type.
+        bounds = ", ".join(f"${n + 2}::text::{part.type}" for n, part in enumerate(key))
+        where = f"WHERE ({', '.join(names)}) > ({bounds})"
+    return names, aliases, where
 
 
 def _describe(error: asyncpg.PostgresError) -> str:

@@ -79,7 +79,11 @@ class Backfill(_Operation):
         max_length=4000,
         description="A scalar SQL expression over the row's own columns, e.g. lower(email).",
     )
-    batch_size: int = Field(default=1000, ge=1, le=100_000)
+    batch_size: int = Field(default=1000, ge=1, le=100_000, description="Rows in the first chunk.")
+    chunk_target_ms: int = Field(
+        default=200, ge=10, le=60_000, description="Time target per chunk; the chunk size adapts to it."
+    )
+    adaptive: bool = Field(default=True, description="False keeps every chunk at batch_size rows.")
     pause_ms: int = Field(default=0, ge=0, le=60_000, description="Pause between chunks, to leave headroom.")
 
     def describe(self) -> str:

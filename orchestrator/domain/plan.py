@@ -35,6 +35,8 @@ class BackfillWork(BaseModel):
     expression: str
     batch_size: int
     pause_ms: int
+    chunk_target_ms: int = 200
+    adaptive: bool = True
 
 
 class Step(BaseModel):

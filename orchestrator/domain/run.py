@@ -21,6 +21,8 @@ class BackfillProgress(BaseModel):
     rows_total_estimate: int = 0
     rows_per_second: float = 0.0
     eta_seconds: float | None = None
+    chunk_size: int = 0
+    throttled: str | None = None  # why the backfill is holding, while it is
 
 
 class BackfillTuning(BaseModel):
@@ -45,6 +47,26 @@ class Progress(BaseModel):
     backfill: BackfillProgress | None = None
 
 
+class WaitKind(StrEnum):
+    WINDOW = "window"  # the stage may only start inside one of the target's maintenance windows
+    SCHEDULE = "schedule"  # the pipeline asked for the stage to start at a later time
+    QUEUE = "queue"  # too many migrations are copying on the same target; waits its turn
+
+
+class Waiting(BaseModel):
+    """A stage that was asked for and is held back, visibly: the run view and an event say why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: WaitKind
+    stage: Stage
+    reason: str
+    since: datetime
+    until: datetime | None = None  # when it is expected to start: the window opening or the asked time
+    position: int | None = None  # 1-based place in the target's copy queue
+    actor: str | None = None  # who asked for the stage
+
+
 class Run(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -64,6 +86,9 @@ class Run(BaseModel):
     # Where the notifier keeps its handle (a Slack channel and message ts); opaque to the engine.
     notification_ref: dict[str, Any] = Field(default_factory=dict)
     tuning: BackfillTuning = Field(default_factory=BackfillTuning)
+    # Why a started stage has not begun yet (maintenance window, scheduled time, copy queue); None
+    # when nothing is holding it. Every transition clears it.
+    waiting: Waiting | None = None
 
     @property
     def allowed_actions(self) -> list[str]:
@@ -82,6 +107,10 @@ class EventType(StrEnum):
     STAGE_FINISHED = "stage_finished"
     STAGE_FAILED = "stage_failed"
     TUNED = "tuned"
+    THROTTLED = "throttled"
+    UNTHROTTLED = "unthrottled"
+    BACKFILL_VERIFIED = "backfill_verified"
+    WAITING = "waiting"  # a stage is held: outside a maintenance window, scheduled later, or queued
 
 
 class MigrationEvent(BaseModel):

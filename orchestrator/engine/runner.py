@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import structlog
 
 from orchestrator.domain.errors import LockTimeoutExhaustedError
 from orchestrator.domain.plan import Stage, Step, StepAction
-from orchestrator.domain.run import EventType, Progress, Run
+from orchestrator.domain.run import BackfillTuning, EventType, Progress, Run
 from orchestrator.engine.backfill import BackfillRunner
 from orchestrator.engine.control import StopSignal
 from orchestrator.engine.events import EventSink
-from orchestrator.ports import Clock, StateStore, StepCheckpoint, TargetDatabase
+from orchestrator.ports import Clock, StateStore, StepCheckpoint, TargetDatabase, Throttle
 
 log = structlog.get_logger(__name__)
 
@@ -38,6 +38,9 @@ class StageRunner:
         clock: Clock,
         stop: StopSignal,
         retry: RetryPolicy | None = None,
+        *,
+        tuning: Callable[[], BackfillTuning] | None = None,
+        throttle: Throttle | None = None,
     ) -> None:
         self._store = store
         self._target = target
@@ -45,7 +48,7 @@ class StageRunner:
         self._clock = clock
         self._stop = stop
         self._retry = retry or RetryPolicy()
-        self._backfill = BackfillRunner(store, target, events, clock, stop)
+        self._backfill = BackfillRunner(store, target, events, clock, stop, tuning=tuning, throttle=throttle)
 
     async def run_steps(self, run: Run, stage: Stage, steps: list[Step]) -> None:
         """Run `steps` in order; a step already checkpointed as done is skipped (that is resume)."""

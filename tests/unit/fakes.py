@@ -23,6 +23,7 @@ from orchestrator.ports import (
     ChunkResult,
     KeyColumn,
     StepCheckpoint,
+    VerifyResult,
 )
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -164,6 +165,7 @@ class ScriptedTarget:
     attempts: list[tuple[str, int]] = field(default_factory=list)  # (step id, lock_timeout_ms)
     applied: list[str] = field(default_factory=list)  # step ids whose attempt succeeded
     chunk_calls: list[ChunkCall] = field(default_factory=list)
+    corrupt: set[int] = field(default_factory=set)
     closed: bool = False
 
     @property
@@ -212,6 +214,22 @@ class ScriptedTarget:
         if not chunk:
             return ChunkResult(high_water=None, rows_scanned=0, rows_updated=0)
         return ChunkResult(high_water=[chunk[-1]], rows_scanned=len(chunk), rows_updated=len(chunk))
+
+    async def verify_chunk(
+        self, work: BackfillWork, key: Sequence[KeyColumn], after: list[Any] | None, limit: int
+    ) -> VerifyResult:
+        """Rows listed in `corrupt` differ from the expression (something else keeps writing them)."""
+        start = after[0] if after is not None else None
+        chunk = [k for k in sorted(self.keys) if start is None or k > start][:limit]
+        if not chunk:
+            return VerifyResult(high_water=None, rows_scanned=0, mismatches=0, sample_keys=[])
+        wrong = [k for k in chunk if k in self.corrupt]
+        return VerifyResult(
+            high_water=[chunk[-1]],
+            rows_scanned=len(chunk),
+            mismatches=len(wrong),
+            sample_keys=[[k] for k in wrong[:5]],
+        )
 
 
 class RecordingNotifier:

@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from orchestrator.domain.errors import LockTimeoutExhaustedError, StageInterruptedError
+from orchestrator.domain.errors import LockTimeoutExhaustedError, StageInterruptedError, StepFailedError
 from orchestrator.domain.plan import Stage, Step, StepAction
-from orchestrator.domain.run import EventType, Run
+from orchestrator.domain.run import BackfillTuning, EventType, Run
 from orchestrator.engine.control import StopSignal
 from orchestrator.engine.events import EventSink, new_event
 from orchestrator.engine.rollback import rollback_steps
 from orchestrator.engine.runner import RetryPolicy, StageRunner
-from orchestrator.ports import BackfillCheckpoint
+from orchestrator.ports import BackfillCheckpoint, Throttle
 from tests.unit.fakes import (
     FakeClock,
     InMemoryStateStore,
@@ -44,10 +44,21 @@ class Harness:
     stop: StopSignal = field(default_factory=StopSignal)
     changed: list[str] = field(default_factory=list)
     retry: RetryPolicy = NO_WAIT
+    tuning: BackfillTuning = field(default_factory=BackfillTuning)
+    throttle: Throttle | None = None
 
     def runner(self) -> StageRunner:
         events = EventSink(self.store, self.notifier, self.changed.append)
-        return StageRunner(self.store, self.target, events, self.clock, self.stop, self.retry)
+        return StageRunner(
+            self.store,
+            self.target,
+            events,
+            self.clock,
+            self.stop,
+            self.retry,
+            tuning=lambda: self.tuning,
+            throttle=self.throttle,
+        )
 
     def steps(self, stage: Stage) -> list[Step]:
         return list(self.run.plan.stage(stage).steps)
@@ -270,7 +281,15 @@ async def test_rollback_stage_checkpoints_as_rolled_back_and_resumes() -> None:
 
 # --- backfill ----------------------------------------------------------------------------------
 
-BACKFILL_A = {"backfill": {"table": "users", "column": "a", "expression": "lower(email)", "batch_size": 3}}
+BACKFILL_A = {
+    "backfill": {
+        "table": "users",
+        "column": "a",
+        "expression": "lower(email)",
+        "batch_size": 3,
+        "adaptive": False,
+    }
+}
 BF_ID = "backfill.01.backfill.a"
 KEYS = list(range(1, 11))
 
@@ -401,3 +420,75 @@ async def test_no_progress_chatter_while_the_clock_stands_still() -> None:
     h = await backfill_harness()
     await h.run_stage(Stage.BACKFILL)
     assert h.store.events_of(EventType.BACKFILL_PROGRESS) == []
+
+
+# --- adaptive size, run-time tuning, throttle, verification -----------------------------------
+
+
+async def test_a_fixed_batch_size_set_at_run_time_applies_from_the_next_chunk() -> None:
+    h = await backfill_harness()
+
+    def after_chunk(number: int) -> None:
+        if number == 1:
+            h.tuning = BackfillTuning(batch_size=5)
+
+    h.target.on_chunk = after_chunk
+    await h.run_stage(Stage.BACKFILL)
+    assert [call.limit for call in h.target.chunk_calls][:3] == [3, 5, 5]
+    assert h.target.scanned == KEYS
+
+
+async def test_adaptive_chunks_follow_the_measured_rate() -> None:
+    keys = list(range(1, 2001))
+    h = await harness(
+        ADD_A,
+        {"backfill": {**BACKFILL_A["backfill"], "adaptive": True, "batch_size": 100, "chunk_target_ms": 200}},
+        target=ScriptedTarget(keys=keys),
+    )
+    # 1,000 rows/s of fake time: the 200 ms target wants chunks of 200 rows.
+    h.target.on_chunk = lambda number: h.clock.advance(h.target.chunk_calls[-1].limit / 1000)
+    await h.run_stage(Stage.BACKFILL)
+    limits = [call.limit for call in h.target.chunk_calls]
+    assert limits[:2] == [100, 200]
+    assert set(limits[1:-1]) == {200}
+    assert h.target.scanned == keys
+
+
+async def test_no_chunk_runs_while_the_throttle_holds_and_the_hold_is_two_events() -> None:
+    h = await backfill_harness()
+
+    class Gate:
+        def __init__(self) -> None:
+            self.chunks_seen_while_holding: list[int] = []
+            self.asked = 0
+
+        def reason(self, target: str) -> str | None:
+            self.asked += 1
+            if self.asked >= 4:  # the signal recovers after a few polls
+                return None
+            self.chunks_seen_while_holding.append(len(h.target.chunk_calls))
+            return "replica-lag 2.4s >= 1s"
+
+    gate = Gate()
+    h.throttle = gate
+    await h.run_stage(Stage.BACKFILL)
+    assert gate.chunks_seen_while_holding == [0, 0, 0]
+    assert h.target.scanned == KEYS
+    assert [event.message for event in h.store.events_of(EventType.THROTTLED)] == ["replica-lag 2.4s >= 1s"]
+    assert len(h.store.events_of(EventType.UNTHROTTLED)) == 1
+
+
+async def test_verification_failure_blocks_the_stage_with_count_and_samples_and_resets_the_walk() -> None:
+    h = await backfill_harness()
+    h.target.corrupt = {4, 7}
+    with pytest.raises(StepFailedError) as failed:
+        await h.run_stage(Stage.BACKFILL)
+    assert "2 of 10 rows" in str(failed.value)
+    assert "[[4], [7]]" in str(failed.value)
+    checkpoint = await h.store.get_backfill_checkpoint(h.run.id, BF_ID)
+    assert checkpoint is not None and checkpoint.high_water is None and not checkpoint.done
+    assert h.store.events_of(EventType.BACKFILL_VERIFIED) == []
+
+    h.target.corrupt = set()
+    await h.run_stage(Stage.BACKFILL)
+    assert len(h.store.events_of(EventType.BACKFILL_VERIFIED)) == 1

@@ -67,6 +67,8 @@ def plan(op: Backfill, index: int, context: PlanContext) -> None:
                 expression=op.expression,
                 batch_size=op.batch_size,
                 pause_ms=op.pause_ms,
+                chunk_target_ms=op.chunk_target_ms,
+                adaptive=op.adaptive,
             ),
             risk=(
                 f"Row locks on {op.batch_size} rows per short transaction; "
