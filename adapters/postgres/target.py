@@ -127,21 +127,13 @@ class PostgresTarget:
 
     async def backfill_key(self, work: BackfillWork) -> list[KeyColumn]:
         pool = await self._get_pool()
-        rows = await pool.fetch(
-            """
-            SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type
-            FROM pg_index i
-            JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
-            WHERE i.indrelid = to_regclass($1) AND i.indisprimary
-            ORDER BY array_position(i.indkey::int2[], a.attnum)
-            """,
-            quote_ident(work.table),
-        )
+        rows = await pool.fetch(_WALK_KEY_SQL, quote_ident(work.table))
         if not rows:
             raise StepFailedError(
                 f"backfill.{work.table}.{work.column}",
                 f"backfill {work.table}.{work.column}",
-                f"table {work.table} has no primary key to walk in chunks; add one first",
+                f"table {work.table} has no primary key, nor a unique index over NOT NULL columns, "
+                "to walk in chunks; add one first",
             )
         return [KeyColumn(row["attname"], row["type"]) for row in rows]
 
@@ -297,6 +289,7 @@ class PostgresTarget:
         )
         estimate = await pool.fetchval("SELECT reltuples::bigint FROM pg_class WHERE oid = $1", oid)
         primary = next((list(row["columns"]) for row in indexes if row["indisprimary"]), [])
+        walk_key = [row["attname"] for row in await pool.fetch(_WALK_KEY_SQL, quote_ident(table))]
         return TableInfo(
             name=table,
             columns={
@@ -313,6 +306,7 @@ class PostgresTarget:
                 for row in indexes
             },
             primary_key=primary,
+            walk_key=walk_key,
             estimated_rows=max(int(estimate or 0), 0),
         )
 
@@ -329,6 +323,26 @@ class PostgresTarget:
         except asyncpg.PostgresError as error:
             return _describe(error)
         return None
+
+
+# The key a backfill walks, in index column order: the primary key, else the narrowest valid,
+# non-partial unique index whose columns are all plain NOT NULL columns (no expressions).
+_WALK_KEY_SQL = """
+    WITH candidate AS (
+        SELECT i.indexrelid, i.indkey::int2[] AS cols
+        FROM pg_index i
+        WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indisvalid AND i.indpred IS NULL
+          AND NOT (0 = ANY (i.indkey::int2[]))
+          AND NOT EXISTS (
+              SELECT 1 FROM pg_attribute a
+              WHERE a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey) AND NOT a.attnotnull)
+        ORDER BY i.indisprimary DESC, array_length(i.indkey::int2[], 1), i.indexrelid
+        LIMIT 1
+    )
+    SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type
+    FROM candidate c JOIN pg_attribute a ON a.attrelid = to_regclass($1) AND a.attnum = ANY (c.cols)
+    ORDER BY array_position(c.cols, a.attnum)
+"""
 
 
 def _key_parts(

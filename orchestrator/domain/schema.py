@@ -29,4 +29,7 @@ class TableInfo(BaseModel):
     columns: dict[str, ColumnInfo]
     indexes: dict[str, IndexInfo] = Field(default_factory=dict)
     primary_key: list[str] = Field(default_factory=list)
+    # What a backfill walks: the primary key, else the narrowest valid, non-partial unique index over
+    # NOT NULL columns only (any other unique index could skip rows or visit some twice).
+    walk_key: list[str] = Field(default_factory=list)
     estimated_rows: int = 0

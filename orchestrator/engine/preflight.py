@@ -87,11 +87,12 @@ def preflight_problems(spec: MigrationSpec, live: LiveSchema, target_name: str) 
             case Backfill():
                 if not exists(op.column):
                     problems.append((f"{path}.column", f"column {op.table}.{op.column} does not exist"))
-                if not table.primary_key:
+                if not (table.walk_key or table.primary_key):
                     problems.append(
                         (
                             f"{path}.table",
-                            f"table {op.table} has no primary key to walk in chunks; add one first",
+                            f"table {op.table} has no primary key, nor a unique index over NOT NULL "
+                            "columns, to walk in chunks; add one first",
                         )
                     )
                 if index in live.expression_errors:

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from orchestrator.domain.errors import SpecError
 from orchestrator.domain.plan import Stage
 from orchestrator.domain.states import RunStatus
 from tests.integration.test_service_crash import free_port, service_process
@@ -207,3 +208,35 @@ async def test_composite_keys_with_a_writer(tmp_path: Path) -> None:
         assert await wrong_rows(pair.primary, "ledger") == 0
         assert stats.errors == 0, stats.messages[:5]
         assert stats.statements > 100
+
+
+async def test_a_unique_not_null_key_stands_in_for_a_missing_primary_key(tmp_path: Path) -> None:
+    async with fresh_database() as pair:
+        async with connect(pair.primary) as conn:
+            await conn.execute(
+                """
+                CREATE TABLE keyless (code text NOT NULL, amount integer NOT NULL, note text);
+                CREATE UNIQUE INDEX keyless_note ON keyless (note);          -- nullable: unusable
+                CREATE UNIQUE INDEX keyless_code ON keyless (code);          -- NOT NULL: the walk key
+                CREATE TABLE hopeless (note text, amount integer NOT NULL);
+                CREATE UNIQUE INDEX hopeless_note ON hopeless (note);
+                INSERT INTO keyless SELECT 'c' || g, g, NULL FROM generate_series(1, 5000) AS g;
+                """
+            )
+        service = build_service(pair, tmp_path)
+        await service.start()
+        try:
+            with pytest.raises(SpecError) as refused:
+                await service.create(cents_spec("hopeless"))
+            assert refused.value.problems[0][0] == "operations.1.backfill.table"
+            assert "unique index over NOT NULL columns" in refused.value.problems[0][1]
+
+            run = await service.create(cents_spec("keyless"))
+            await service.start_stage(run.id, Stage.EXPAND)
+            await settle(service, run.id, RunStatus.AWAITING_DEPLOY)
+            await service.approve_deploy(run.id)
+            await service.start_stage(run.id, Stage.BACKFILL)
+            await settle(service, run.id, RunStatus.AWAITING_CONTRACT)
+        finally:
+            await service.stop()
+        assert await wrong_rows(pair.primary, "keyless") == 0
