@@ -111,6 +111,9 @@ class ServiceStore(StateStore, Protocol):
     async def set_waiting(self, run_id: str, waiting: Waiting | None, *, expected_status: RunStatus) -> Run:
         """Record why a started stage is held; ConflictError if the run is no longer `expected_status`."""
 
+    async def runs_waiting(self) -> list[Run]:
+        """Runs with a held stage (`waiting` set), oldest first."""
+
     async def count_by_status(self) -> dict[RunStatus, int]: ...
 
     async def claim_request(
@@ -211,6 +214,29 @@ class TargetDatabase(Protocol):
         self, work: BackfillWork, key: Sequence[KeyColumn], after: list[Any] | None, limit: int
     ) -> VerifyResult:
         """Count, without writing, the rows among the next `limit` whose column differs from the expression."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One reading of one signal. `value` None means no data (which holds work, never passes it)."""
+
+    value: float | None
+    at: float  # the reader's monotonic clock when the reading was taken
+    error: str | None = None  # why there is no value (unreachable, NaN, query failed)
+    detail: str = ""  # what a person wants next to the number, e.g. "replica 127.0.0.1:55433"
+
+
+class SignalSource(Protocol):
+    """Something worth throttling on, read on its own schedule. `name` appears in reasons:
+    'replica-lag 2.4s >= 1s'. `unit` is how the value reads: 's', 'bytes', 'ratio', 'count'."""
+
+    name: str
+    unit: str
+
+    async def sample(self) -> Sample:
+        """Never raises: a failure is a Sample with value None and the error."""
+
+    async def close(self) -> None: ...
 
 
 class Throttle(Protocol):
