@@ -11,6 +11,7 @@ from orchestrator.domain.plan import BackfillWork, Step
 from orchestrator.domain.run import BackfillTuning, MigrationEvent, Progress, Run, Waiting
 from orchestrator.domain.schema import TableInfo
 from orchestrator.domain.states import RunStatus
+from orchestrator.domain.throttle import Sample
 
 
 @dataclass(frozen=True)
@@ -214,16 +215,6 @@ class TargetDatabase(Protocol):
         self, work: BackfillWork, key: Sequence[KeyColumn], after: list[Any] | None, limit: int
     ) -> VerifyResult:
         """Count, without writing, the rows among the next `limit` whose column differs from the expression."""
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One reading of one signal. `value` None means no data (which holds work, never passes it)."""
-
-    value: float | None
-    at: float  # the reader's monotonic clock when the reading was taken
-    error: str | None = None  # why there is no value (unreachable, NaN, query failed)
-    detail: str = ""  # what a person wants next to the number, e.g. "replica 127.0.0.1:55433"
 
 
 class SignalSource(Protocol):
