@@ -6,6 +6,7 @@ migration that cannot see the replicas or the application must not assume they a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -86,10 +87,10 @@ def format_value(value: float, unit: str) -> str:
 
 
 def decide(
-    thresholds: dict[str, Threshold],
-    units: dict[str, str],
-    samples: dict[str, Sample | None],
-    states: dict[str, SignalState],
+    thresholds: Mapping[str, Threshold],
+    units: Mapping[str, str],
+    samples: Mapping[str, Sample | None],
+    states: Mapping[str, SignalState],
     now: float,
     manual: ManualHold | None = None,
 ) -> Decision:

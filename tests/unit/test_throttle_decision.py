@@ -87,10 +87,7 @@ def test_manual_hold_until_it_expires() -> None:
     manual = ManualHold(reason="on-call: ticket 42", until=110.0)
     assert decide({"replica-lag": LAG}, UNITS, fine, {}, 105.0, manual).reason == "manual: on-call: ticket 42"
     assert decide({"replica-lag": LAG}, UNITS, fine, {}, 110.0, manual).reason is None
-    assert (
-        decide({"replica-lag": LAG}, UNITS, fine, {}, 1e9, ManualHold("until lifted")).reason
-        == "manual: until lifted"
-    )
+    assert decide({}, UNITS, {}, {}, 1e9, ManualHold("until lifted")).reason == "manual: until lifted"
 
 
 def test_reasons_from_several_signals_are_all_given() -> None:
