@@ -7,7 +7,7 @@ from collections.abc import Callable
 from orchestrator.domain.errors import SpecError
 from orchestrator.domain.plan import PLAN_STAGES, Plan, Stage, StagePlan, Step
 from orchestrator.domain.spec import MigrationSpec
-from orchestrator.engine.planner import postgres
+from orchestrator.engine.planner import mysql, postgres
 
 STAGE_PURPOSE = {
     Stage.EXPAND: "Additive, lock-safe changes that old and new application code both tolerate.",
@@ -17,7 +17,7 @@ STAGE_PURPOSE = {
 }
 
 EnginePlanner = Callable[[MigrationSpec], dict[Stage, list[Step]]]
-PLANNERS: dict[str, EnginePlanner] = {"postgres": postgres.plan_steps}
+PLANNERS: dict[str, EnginePlanner] = {"postgres": postgres.plan_steps, "mysql": mysql.plan_steps}
 
 
 def plan_migration(spec: MigrationSpec, engine: str = "postgres") -> Plan:
