@@ -4,13 +4,17 @@ schema and row comparisons, and the service wired to a MysqlTarget."""
 from __future__ import annotations
 
 import asyncio
+import random
+import threading
+import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pymysql
 from pymysql.connections import Connection
 
 from adapters.mysql.dsn import MysqlDsn
@@ -163,3 +167,98 @@ def build_service(
     store = SqlStateStore(f"sqlite+aiosqlite:///{state_dir / 'state.db'}")
     targets = TargetRegistry({"app": ("mysql", lambda: MysqlTarget(pair.primary))})
     return MigrationService(store, targets, notifier or NullNotifier(), retry=retry)
+
+
+ER_LOCK_DEADLOCK = 1213
+DEADLOCK_ATTEMPTS = 10
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One kind of application write: `args` draws its parameters (PyMySQL's %s placeholders)."""
+
+    kind: str
+    sql: str
+    args: Callable[[random.Random], Sequence[Any]]
+
+
+@dataclass
+class WriterStats:
+    statements: int = 0
+    errors: int = 0
+    deadlock_retries: int = 0
+    worst_latency: float = 0.0
+    by_kind: dict[str, int] = field(default_factory=dict)
+    rows_affected: dict[str, int] = field(default_factory=dict)
+    messages: list[str] = field(default_factory=list)
+
+
+class SqlWriter:
+    """`workers` connections, each on a thread of its own, running a random one of `statements` (each
+    its own autocommit transaction) until stopped. A deadlock (1213) is retried, as an application
+    would, and counted apart from errors; anything else is an error."""
+
+    def __init__(
+        self, dsn: str, statements: Sequence[Statement], *, workers: int = 2, pace: float = 0.002
+    ) -> None:
+        self._dsn = dsn
+        self._statements = list(statements)
+        self._workers = workers
+        self._pace = pace
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self.stats = WriterStats()
+
+    async def start(self) -> None:
+        for number in range(self._workers):
+            conn = await asyncio.to_thread(connect_sync, self._dsn)
+            thread = threading.Thread(
+                target=self._work, args=(conn, random.Random(number)), name=f"sql-writer-{number}"
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    async def stop(self) -> WriterStats:
+        self._stop.set()
+        for thread in self._threads:
+            await asyncio.to_thread(thread.join)
+        return self.stats
+
+    def _work(self, conn: Connection, rng: random.Random) -> None:
+        try:
+            while not self._stop.is_set():
+                statement = rng.choice(self._statements)
+                self._run(conn, statement, statement.args(rng))
+                time.sleep(self._pace)  # pacing, so two cores also serve the backfill
+        finally:
+            conn.close()
+
+    def _run(self, conn: Connection, statement: Statement, args: Sequence[Any]) -> None:
+        retries = 0
+        error: str | None = None
+        affected = 0
+        started = time.monotonic()
+        while True:
+            try:
+                with conn.cursor() as cur:
+                    affected = cur.execute(statement.sql, args)
+                break
+            except pymysql.MySQLError as failure:
+                if failure.args and failure.args[0] == ER_LOCK_DEADLOCK and retries < DEADLOCK_ATTEMPTS:
+                    retries += 1  # the server rolled the statement back: run it again
+                    continue
+                error = f"{statement.kind}: {type(failure).__name__}: {failure}"
+                break
+        seconds = time.monotonic() - started
+        with self._lock:
+            stats = self.stats
+            stats.statements += 1
+            stats.deadlock_retries += retries
+            stats.worst_latency = max(stats.worst_latency, seconds)
+            if error is not None:
+                stats.errors += 1
+                stats.messages.append(error)
+            else:
+                stats.by_kind[statement.kind] = stats.by_kind.get(statement.kind, 0) + 1
+                stats.rows_affected[statement.kind] = stats.rows_affected.get(statement.kind, 0) + affected
