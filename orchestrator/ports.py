@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from orchestrator.domain.plan import BackfillWork, Step
 from orchestrator.domain.run import BackfillTuning, MigrationEvent, Progress, Run, Waiting
@@ -250,3 +250,39 @@ class Clock(Protocol):
     def now(self) -> float: ...
 
     async def sleep(self, seconds: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class CopyStatus:
+    """What a copy tool reports while it runs, parsed from its output or its status socket."""
+
+    tool: str  # "pt_osc" | "gh_ost"
+    phase: str  # e.g. "preflight", "copying", "postponed", "verifying", "cut_over", "cleanup"
+    percent: float | None = None
+    eta_seconds: float | None = None
+    rows_done: int | None = None
+    rows_total: int | None = None
+    waiting: str | None = None  # why the tool holds now: replica lag, load, osctl's pause or throttle
+
+
+class StepControls(Protocol):
+    """What a long step (a copy tool) consults while it runs, handed to the target by the runner."""
+
+    def stop_reason(self) -> str | None:
+        """Why the stage is asked to stop (pause, rollback, shutdown), or None."""
+
+    def hold_reason(self) -> str | None:
+        """Why the throttle says to hold now (no I/O: the latest decision), or None."""
+
+    async def report(self, step_id: str, status: CopyStatus) -> None:
+        """Progress, throttle state and phase; called often, cheap to ignore."""
+
+    async def note(self, step_id: str, message: str, data: dict[str, Any]) -> None:
+        """Something worth an event in the migration's log (tool chosen, leftovers removed)."""
+
+
+@runtime_checkable
+class SupportsStepControls(Protocol):
+    """A target whose long steps can be paused, throttled and observed while they run."""
+
+    def attach_controls(self, controls: StepControls | None) -> None: ...

@@ -22,6 +22,8 @@ class MysqlDsn:
     password: str = field(default="", repr=False)
     unix_socket: str | None = None
     connect_timeout: int = 10
+    # `?replicas=host:port,host:port`: the replicas a copy tool watches for lag (never connected to here).
+    replicas: tuple[tuple[str, int], ...] = ()
 
     @classmethod
     def parse(cls, dsn: str) -> MysqlDsn:
@@ -53,6 +55,7 @@ class MysqlDsn:
             database=database,
             unix_socket=options.get("unix_socket"),
             connect_timeout=timeout,
+            replicas=_replicas(options.get("replicas", "")),
         )
 
     def connect_args(self) -> dict[str, Any]:
@@ -81,7 +84,22 @@ class MysqlDsn:
             database=database,
             unix_socket=self.unix_socket,
             connect_timeout=self.connect_timeout,
+            replicas=self.replicas,
         )
+
+
+def _replicas(text: str) -> tuple[tuple[str, int], ...]:
+    """`h1:3306,h2` -> (('h1', 3306), ('h2', 3306))."""
+    found = []
+    for part in filter(None, (item.strip() for item in text.split(","))):
+        host, colon, port = part.rpartition(":")
+        if not colon:
+            host, port = part, ""
+        try:
+            found.append((host, int(port) if port else DEFAULT_PORT))
+        except ValueError:
+            raise ValueError(f"replica {part!r} in the DSN is not host[:port]") from None
+    return tuple(found)
 
 
 def _bracketed(hostport: str) -> tuple[str, str, str]:

@@ -27,6 +27,8 @@ from adapters.mysql.algorithms import (
     online_algorithm,
     parse_alter,
 )
+from adapters.mysql.copy import CopyDriver
+from adapters.mysql.copy_state import CopySettings
 from adapters.mysql.dsn import MysqlDsn
 from adapters.mysql.keyset import SAMPLE_KEYS, ChunkStatements, key_text, quote
 from adapters.mysql.pool import SESSION_LOCK_WAIT_SECONDS, ConnectionPool, error_code
@@ -34,7 +36,7 @@ from orchestrator.domain.errors import StepFailedError
 from orchestrator.domain.identifiers import check_identifier
 from orchestrator.domain.plan import BackfillWork, Step
 from orchestrator.domain.schema import ColumnInfo, IndexInfo, TableInfo
-from orchestrator.ports import Attempt, ChunkResult, KeyColumn, VerifyResult
+from orchestrator.ports import Attempt, ChunkResult, KeyColumn, StepControls, VerifyResult
 
 log = structlog.get_logger(__name__)
 
@@ -54,8 +56,8 @@ ALREADY_DONE = {
     Change.DROP_INDEX: 1091,
 }
 COPY_TOOL_HINT = (
-    "it needs a copy tool (pt-online-schema-change or gh-ost), which osctl does not drive yet; "
-    "run it off-peak by hand or wait for the copy-tool strategies"
+    "it needs a copy tool: write it as an alter_table operation (strategy auto, pt_osc or gh_ost), "
+    "which runs pt-online-schema-change or gh-ost"
 )
 
 CHUNK_ATTEMPTS = 5
@@ -75,11 +77,24 @@ def _describe(error: pymysql.MySQLError) -> str:
 class MysqlTarget:
     """TargetDatabase for MySQL 5.6+/8.x and MariaDB 10.x/11.x: direct online DDL and keyset backfills."""
 
-    def __init__(self, dsn: str, *, pool_size: int = 2) -> None:
+    def __init__(self, dsn: str, *, pool_size: int = 2, copy_settings: CopySettings | None = None) -> None:
         self._dsn = MysqlDsn.parse(dsn)
         self._pool = ConnectionPool(self._dsn, pool_size)
         self._statements: dict[tuple[BackfillWork, tuple[KeyColumn, ...]], ChunkStatements] = {}
         self._walk_indexes: dict[tuple[str, tuple[KeyColumn, ...]], str] = {}
+        self._controls: StepControls | None = None
+        # Copy tools (alter_table): settings from the environment (GH_OST_BIN...) unless given.
+        self._copy = CopyDriver(
+            self._dsn,
+            self._call,
+            copy_settings or CopySettings.from_env(self._dsn),
+            lambda: self._controls,
+            self.server_version,
+        )
+
+    def attach_controls(self, controls: StepControls | None) -> None:
+        """The runner's stop signal, throttle and progress sink, consulted while a copy tool runs."""
+        self._controls = controls
 
     def __repr__(self) -> str:  # never the password
         return f"MysqlTarget({self._dsn.user}@{self._dsn.host}:{self._dsn.port}/{self._dsn.database})"
@@ -100,6 +115,8 @@ class MysqlTarget:
     # -- DDL ----------------------------------------------------------------------------------------
 
     async def execute_step(self, step: Step, *, lock_timeout_ms: int) -> Attempt:
+        if step.copy_work is not None:
+            return await self._copy.execute(step, lock_timeout_ms=lock_timeout_ms)
         if step.sql is None:
             return Attempt(lock_timed_out=False, seconds=0.0)
         version = await self.server_version()

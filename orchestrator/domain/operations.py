@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from orchestrator.domain.copy_tools import Strategy
 from orchestrator.domain.identifiers import Identifier, TypeName
 
 Scalar = str | int | float | bool
@@ -100,11 +101,51 @@ class DropColumn(_Operation):
         return f"drop column {self.table}.{self.column}"
 
 
+class AlterTable(_Operation):
+    """MySQL only: a raw ALTER TABLE clause list, run through an online copy tool (gh-ost or
+    pt-online-schema-change) or the server's own online DDL (`strategy: direct`)."""
+
+    kind: Literal["alter_table"] = "alter_table"
+    alter: str = Field(
+        min_length=1,
+        max_length=10_000,
+        description="The clauses after ALTER TABLE <table>, e.g. \"MODIFY note varchar(255) NOT NULL DEFAULT ''\".",
+    )
+    strategy: Strategy = Field(
+        default="auto",
+        description="auto: gh-ost when configured and able, else pt-osc; direct: the server's online DDL.",
+    )
+    keep_old_table: bool = Field(
+        default=False,
+        description="Keep the pre-change table after the cut-over as a revert window; contract drops it.",
+    )
+    verify: bool = Field(
+        default=True, description="Compare row counts and checksums of copy and original before the swap."
+    )
+    max_lag_seconds: float = Field(default=1.0, gt=0, le=3600, description="Replica lag the copy pauses at.")
+    chunk_time_seconds: float = Field(default=0.5, gt=0, le=60, description="pt-osc --chunk-time.")
+    chunk_size: int = Field(default=1000, ge=10, le=100_000, description="gh-ost --chunk-size.")
+    max_load: str = Field(
+        default="Threads_running=25",
+        pattern=r"^[A-Za-z_]+[=:]\d+(,[A-Za-z_]+[=:]\d+)*$",
+        description="Status thresholds the copy pauses at.",
+    )
+    critical_load: str = Field(
+        default="Threads_running=50",
+        pattern=r"^[A-Za-z_]+[=:]\d+(,[A-Za-z_]+[=:]\d+)*$",
+        description="Status thresholds the copy aborts at.",
+    )
+
+    def describe(self) -> str:
+        return f"alter table {self.table} {self.alter.strip()}"
+
+
 _KINDS: dict[str, type[_Operation]] = {
     "add_column": AddColumn,
     "create_index": CreateIndex,
     "backfill": Backfill,
     "drop_column": DropColumn,
+    "alter_table": AlterTable,
 }
 KINDS = tuple(_KINDS)
 
@@ -127,7 +168,7 @@ def unwrap_operation(value: Any) -> Any:
 
 
 Operation = Annotated[
-    AddColumn | CreateIndex | Backfill | DropColumn,
+    AddColumn | CreateIndex | Backfill | DropColumn | AlterTable,
     Field(discriminator="kind"),
 ]
 OperationEntry = Annotated[Operation, BeforeValidator(unwrap_operation)]

@@ -6,6 +6,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.domain.copy_tools import CopyWork
+
 
 class Stage(StrEnum):
     EXPAND = "expand"
@@ -25,6 +27,7 @@ class StepAction(StrEnum):
     DROP_INDEX_CONCURRENTLY = "drop_index_concurrently"
     BACKFILL = "backfill"  # chunked UPDATE over the primary key, checkpointed after each chunk
     NOOP = "noop"  # nothing to do on the database; kept so the plan documents why
+    COPY_TABLE = "copy_table"  # a copy tool's phase (copy, cut-over, cleanup), see CopyWork
 
 
 class BackfillWork(BaseModel):
@@ -55,6 +58,7 @@ class Step(BaseModel):
     table: str
     index_name: str | None = None
     backfill: BackfillWork | None = None
+    copy_work: CopyWork | None = None
     risk: str = ""
     estimate: str = ""
     rollback: Step | None = None

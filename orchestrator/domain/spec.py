@@ -86,6 +86,7 @@ def spec_json_schema() -> dict[str, Any]:
         ("create_index", "CreateIndex"),
         ("backfill", "Backfill"),
         ("drop_column", "DropColumn"),
+        ("alter_table", "AlterTable"),
     ):
         params = dict(definitions[model_name])
         params["properties"] = {k: v for k, v in params["properties"].items() if k != "kind"}

@@ -12,8 +12,16 @@ from orchestrator.domain.plan import Stage, Step, StepAction
 from orchestrator.domain.run import BackfillTuning, EventType, Progress, Run
 from orchestrator.engine.backfill import BackfillRunner
 from orchestrator.engine.control import StopSignal
+from orchestrator.engine.copy_controls import RunStepControls
 from orchestrator.engine.events import EventSink
-from orchestrator.ports import Clock, StateStore, StepCheckpoint, TargetDatabase, Throttle
+from orchestrator.ports import (
+    Clock,
+    StateStore,
+    StepCheckpoint,
+    SupportsStepControls,
+    TargetDatabase,
+    Throttle,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -48,6 +56,7 @@ class StageRunner:
         self._clock = clock
         self._stop = stop
         self._retry = retry or RetryPolicy()
+        self._throttle = throttle
         self._backfill = BackfillRunner(store, target, events, clock, stop, tuning=tuning, throttle=throttle)
 
     async def run_steps(self, run: Run, stage: Stage, steps: list[Step]) -> None:
@@ -57,6 +66,12 @@ class StageRunner:
         done = sum(1 for step in steps if _state(checkpoints, step.id) == done_state)
         await self._store.set_progress(run.id, Progress(steps_done=done, steps_total=len(steps)))
         total = len(steps)
+        if isinstance(self._target, SupportsStepControls):  # copy tools: pause, throttle, progress
+            self._target.attach_controls(
+                RunStepControls(
+                    run, stage, self._store, self._events, self._clock, self._stop, self._throttle
+                )
+            )
         for step in steps:
             if _state(checkpoints, step.id) == done_state:
                 continue

@@ -292,6 +292,7 @@ MODELS = {
     "create_index": "CreateIndex",
     "backfill": "Backfill",
     "drop_column": "DropColumn",
+    "alter_table": "AlterTable",
 }
 
 
@@ -327,7 +328,7 @@ def test_schema_items_are_one_key_mappings_for_every_kind() -> None:
     items = schema["properties"]["operations"]["items"]
     assert set(items) == {"oneOf"}  # no discriminator/anyOf on the tagged form left behind
     entries = items["oneOf"]
-    assert len(entries) == len(KINDS) == 4
+    assert len(entries) == len(KINDS) == 5
     kinds = []
     for entry in entries:
         assert entry["type"] == "object"

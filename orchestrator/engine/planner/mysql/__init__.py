@@ -4,10 +4,10 @@ operation, forward and rollback side by side. The target adapts the algorithm to
 from __future__ import annotations
 
 from orchestrator.domain.errors import SpecError
-from orchestrator.domain.operations import AddColumn, Backfill, CreateIndex, DropColumn
+from orchestrator.domain.operations import AddColumn, AlterTable, Backfill, CreateIndex, DropColumn
 from orchestrator.domain.plan import Stage, Step
 from orchestrator.domain.spec import MigrationSpec
-from orchestrator.engine.planner.mysql import add_column, backfill, create_index, drop_column
+from orchestrator.engine.planner.mysql import add_column, alter_table, backfill, create_index, drop_column
 from orchestrator.engine.planner.postgres.context import PlanContext
 
 
@@ -26,6 +26,8 @@ def plan_steps(spec: MigrationSpec) -> dict[Stage, list[Step]]:
                     backfill.plan(op, index, context)
                 case DropColumn():
                     drop_column.plan(op, index, context)
+                case AlterTable():
+                    alter_table.plan(op, index, context)
         except SpecError as error:
             problems.extend(
                 (f"{path}.{field}" if field else path, message) for field, message in error.problems

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from orchestrator.domain.errors import SpecError
-from orchestrator.domain.operations import AddColumn, Backfill, CreateIndex, DropColumn
+from orchestrator.domain.operations import AddColumn, AlterTable, Backfill, CreateIndex, DropColumn
 from orchestrator.domain.plan import Stage, Step
 from orchestrator.domain.spec import MigrationSpec
 from orchestrator.engine.planner.postgres import add_column, backfill, create_index, drop_column
@@ -25,6 +25,8 @@ def plan_steps(spec: MigrationSpec) -> dict[Stage, list[Step]]:
                     backfill.plan(op, index, context)
                 case DropColumn():
                     drop_column.plan(op, index, context)
+                case AlterTable():
+                    raise SpecError([("", "alter_table is for MySQL targets; use the PostgreSQL operations")])
         except SpecError as error:
             problems.extend(
                 (f"{path}.{field}" if field else path, message) for field, message in error.problems
