@@ -39,7 +39,7 @@ def test_schema_is_json_schema_with_one_key_operations() -> None:
     assert result.returncode == 0
     schema = json.loads(result.stdout)
     kinds = {next(iter(item["properties"])) for item in schema["properties"]["operations"]["items"]["oneOf"]}
-    assert kinds == {"add_column", "create_index", "backfill", "drop_column"}
+    assert kinds == {"add_column", "create_index", "backfill", "drop_column", "alter_table"}
 
 
 def test_plan_prints_every_stage_and_a_bad_spec_exits_2_naming_the_field(tmp_path: Path) -> None:
