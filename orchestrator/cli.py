@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
+import getpass
 import json
+import os
 import sys
 import time
+import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -71,10 +76,20 @@ def _parser() -> argparse.ArgumentParser:
     schema.set_defaults(func=cmd_schema)
 
     plan = sub.add_parser("plan", help="print the staged plan of a spec (no database needed)")
-    plan.add_argument("spec", type=Path)
+    plan.add_argument("spec", type=Path, nargs="?")
+    plan.add_argument("--from-sql", type=Path, metavar="FILE", help="plan from SQL DDL instead of a spec")
     plan.add_argument("--engine", default="postgres", choices=["postgres"])
-    plan.add_argument("--format", default="text", choices=["text", "json"])
+    plan.add_argument("--format", default="text", choices=["text", "json", "markdown"])
     plan.set_defaults(func=cmd_plan)
+
+    lint = sub.add_parser("lint", help="find what in SQL migrations puts a live table at risk (offline)")
+    lint.add_argument("files", type=Path, nargs="+", metavar="FILE")
+    lint.add_argument("--engine", required=True, choices=["postgres", "mysql"])
+    lint.add_argument("--format", default="text", choices=["text", "json"])
+    lint.add_argument(
+        "--server-version", help="MySQL/MariaDB version, e.g. 8.0.35 or 10.11 (default MariaDB 10.11)"
+    )
+    lint.set_defaults(func=cmd_lint)
 
     migrate = sub.add_parser("migrate", help="run the stages in-process with the embedded state store")
     migrate.add_argument("spec", type=Path)
@@ -99,6 +114,9 @@ def _parser() -> argparse.ArgumentParser:
     advance.add_argument("stage", choices=["expand", "backfill", "contract"])
     advance.add_argument("--wait", action="store_true", help="wait until the stage settles")
     advance.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait (default 3600)")
+    advance.add_argument(
+        "--at", help="start no earlier than this ISO 8601 time (with a zone); the run waits visibly"
+    )
     advance.set_defaults(func=cmd_advance)
 
     approve = client("approve-deploy", "approve the deploy gate: the new application version is out")
@@ -118,6 +136,19 @@ def _parser() -> argparse.ArgumentParser:
     events = client("events", "print a migration's event timeline")
     events.add_argument("id")
     events.set_defaults(func=cmd_events)
+
+    token = sub.add_parser("token", help="make API tokens for the tokens file (OSCTL_TOKENS_FILE)")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    token_hash = token_sub.add_parser(
+        "hash", help="print the hash of a token read from stdin (never from argv)"
+    )
+    token_hash.set_defaults(func=cmd_token_hash)
+    token_new = token_sub.add_parser(
+        "new", help="make a random token: the token once, and its tokens-file entry"
+    )
+    token_new.add_argument("name")
+    token_new.add_argument("--scopes", default="read", help="comma-separated: read, pipeline, oncall, admin")
+    token_new.set_defaults(func=cmd_token_new)
     return parser
 
 
@@ -137,36 +168,90 @@ def cmd_schema(_args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    plan = plan_migration(load_spec_text(_read_spec(args.spec)), args.engine)
+    if (args.spec is None) == (args.from_sql is None):
+        raise CliError("give either a spec file or --from-sql FILE", EXIT_BAD_INPUT)
+    if args.from_sql is not None:
+        from orchestrator.lint.commands import plan_from_sql
+
+        return _emit(plan_from_sql(_read_spec(args.from_sql), str(args.from_sql), args.engine, args.format))
+    spec = load_spec_text(_read_spec(args.spec))
+    plan = plan_migration(spec, args.engine)
+    if args.format == "markdown":
+        from orchestrator.lint.plan_document import render_plan_document
+
+        print(render_plan_document(plan, purpose=spec.description), end="")
+        return EXIT_OK
     print(plan.model_dump_json(indent=2) if args.format == "json" else render_plan_text(plan))
     return EXIT_OK
+
+
+def cmd_lint(args: argparse.Namespace) -> int:
+    from orchestrator.lint.commands import lint_files
+
+    files = [(str(path), _read_spec(path)) for path in args.files]
+    return _emit(lint_files(files, args.engine, args.format, args.server_version))
+
+
+def _emit(output: Any) -> int:
+    """Print a lint command's output (orchestrator.lint.commands.CommandOutput) and return its code."""
+    for line in output.stdout:
+        print(line)
+    for line in output.stderr:
+        print(line, file=sys.stderr)
+    return int(output.code)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from orchestrator.api.app import create_app
-    from orchestrator.bootstrap import build_service
+    from orchestrator.bootstrap import build_service, build_tokens
     from orchestrator.logging import configure_logging
 
     settings = load_settings()
     configure_logging(settings.log_format, settings.log_level)
-    app = create_app(lambda: build_service(settings))
-    uvicorn.run(
+    app = create_app(lambda: build_service(settings), tokens=build_tokens(settings))
+
+    class DrainingServer(uvicorn.Server):
+        """On SIGTERM, drain the service first (stages checkpoint, long-polls answer, leadership is
+        released), then let uvicorn wait for the open requests, which now end quickly."""
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            service = getattr(app.state, "service", None)
+            if service is not None:
+                asyncio.get_running_loop().call_soon_threadsafe(service.begin_drain)
+            super().handle_exit(sig, frame)
+
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            # Everything built so far (modules, schemas, the store's engine) lives as long as the
+            # process: out of the collector's sight, a full collection walks only what requests
+            # create. Measured: 50-130 ms pauses, the API's p99, down to a few ms.
+            gc.collect()
+            gc.freeze()
+
+    config = uvicorn.Config(
         app,
         host=args.host or settings.host,
         port=args.port or settings.port,
         log_config=None,
+        # Every mutating call has its audit line and every call its latency in /metrics; a line per
+        # GET at pipeline polling rates would be noise (and CPU).
+        access_log=False,
         timeout_graceful_shutdown=30,
     )
+    DrainingServer(config).run()
     return EXIT_OK
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     from orchestrator.local import run_locally
+    from orchestrator.logging import configure_logging
 
     spec = load_spec_text(_read_spec(args.spec))
     settings = load_settings()
+    # Log lines go to stderr: stdout is the report a script reads.
+    configure_logging(settings.log_format, settings.log_level)
     if args.target_dsn:
         engine_of(args.target_dsn)
     elif spec.target is None or spec.target not in settings.targets:
@@ -190,33 +275,76 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 # -- client ----------------------------------------------------------------------------------------
 
 
+# A replica restarting (rolling deploy, SIGTERM) answers 503 or refuses connections for a moment;
+# a long wait rides over that rather than failing the pipeline step.
+WAIT_RETRY_SECONDS = 60.0
+
+
 class Client:
     def __init__(self, api: str | None) -> None:
         self.base = (api or load_settings().api_url).rstrip("/")
+        self.headers: dict[str, str] = {}
+        token = _client_token()
+        if token:
+            self.headers["Authorization"] = f"Bearer {token}"
 
     def call(self, method: str, path: str, *, timeout: float = 30.0, **kwargs: Any) -> dict[str, Any]:
+        headers = dict(self.headers)
+        if method == "POST":
+            # One key per intended action: a retry of this very call would be answered, not redone.
+            headers["Idempotency-Key"] = str(uuid.uuid4())
         try:
-            response = httpx.request(method, f"{self.base}{path}", timeout=timeout, **kwargs)
+            response = httpx.request(method, f"{self.base}{path}", timeout=timeout, headers=headers, **kwargs)
         except httpx.TransportError as error:
             raise CliError(f"cannot reach the service at {self.base}: {error}", EXIT_UNREACHABLE) from error
         body: dict[str, Any] = response.json() if response.content else {}
         if response.status_code >= 400:
-            raise CliError(_problem_text(body, response.status_code), _exit_code(response.status_code))
+            code = EXIT_UNREACHABLE if response.status_code == 503 else _exit_code(response.status_code)
+            raise CliError(_problem_text(body, response.status_code), code)
         return body
 
     def wait(self, run_id: str, until: RunStatus, timeout: float) -> dict[str, Any]:
         """Long-poll in slices until `until`, a settled status, or the overall timeout."""
         deadline = time.monotonic() + timeout
+        unreachable_since: float | None = None
         while True:
             slice_seconds = max(0.0, min(60.0, deadline - time.monotonic()))
-            result = self.call(
-                "GET",
-                f"/v1/migrations/{run_id}/wait",
-                params={"until": until.value, "timeout": slice_seconds},
-                timeout=slice_seconds + 30,
-            )
+            try:
+                result = self.call(
+                    "GET",
+                    f"/v1/migrations/{run_id}/wait",
+                    params={"until": until.value, "timeout": slice_seconds},
+                    timeout=slice_seconds + 30,
+                )
+            except CliError as error:
+                now = time.monotonic()
+                unreachable_since = unreachable_since or now
+                if (
+                    error.code != EXIT_UNREACHABLE
+                    or now - unreachable_since > WAIT_RETRY_SECONDS
+                    or now >= deadline
+                ):
+                    raise
+                time.sleep(1.0)
+                continue
+            unreachable_since = None
             if result["reached"] or not result["timed_out"] or time.monotonic() >= deadline:
                 return result
+
+
+def _client_token() -> str | None:
+    """OSCTL_TOKEN, or OSCTL_TOKEN_FILE naming a file holding it: never an argument (ps shows those)."""
+    if os.environ.get("OSCTL_TOKEN"):
+        return os.environ["OSCTL_TOKEN"].strip()
+    path = os.environ.get("OSCTL_TOKEN_FILE")
+    if path:
+        try:
+            return Path(path).read_text().strip()
+        except OSError as error:
+            raise CliError(
+                f"cannot read OSCTL_TOKEN_FILE {path}: {error.strerror}", EXIT_BAD_INPUT
+            ) from error
+    return None
 
 
 def _exit_code(status: int) -> int:
@@ -280,7 +408,16 @@ def _finish_wait(client: Client, run_id: str, until: RunStatus, timeout: float, 
 
 def cmd_advance(args: argparse.Namespace) -> int:
     client = Client(args.api)
-    run = client.call("POST", f"/v1/migrations/{args.id}/stages/{args.stage}")
+    body: dict[str, Any] = {}
+    if args.at:
+        try:
+            at = datetime.fromisoformat(args.at)
+        except ValueError as error:
+            raise CliError(f"--at {args.at!r}: {error}", EXIT_BAD_INPUT) from error
+        if at.tzinfo is None:
+            raise CliError("--at needs a time zone, e.g. 2025-01-31T02:00:00+00:00", EXIT_BAD_INPUT)
+        body["at"] = at.isoformat()
+    run = client.call("POST", f"/v1/migrations/{args.id}/stages/{args.stage}", json=body or None)
     if not args.wait:
         _show(run, args.format)
         return EXIT_OK
@@ -315,4 +452,37 @@ def cmd_events(args: argparse.Namespace) -> int:
     for event in body["events"]:
         where = event.get("step_id") or event.get("stage") or ""
         print(f"{event['at']}  {event['type']:<18} {where:<40} {event['message']}")
+    return EXIT_OK
+
+
+# -- tokens ----------------------------------------------------------------------------------------
+
+
+def cmd_token_hash(_args: argparse.Namespace) -> int:
+    from orchestrator.access import hash_token
+
+    token = getpass.getpass("token: ") if sys.stdin.isatty() else sys.stdin.readline()
+    token = token.strip()
+    if not token:
+        raise CliError("no token given on stdin", EXIT_BAD_INPUT)
+    print(hash_token(token))
+    return EXIT_OK
+
+
+def cmd_token_new(args: argparse.Namespace) -> int:
+    import yaml
+
+    from orchestrator.access import Scope, hash_token, new_token
+
+    try:
+        scopes = sorted({Scope(part.strip()).value for part in args.scopes.split(",") if part.strip()})
+    except ValueError:
+        raise CliError(f"--scopes {args.scopes!r}: use {', '.join(Scope)}", EXIT_BAD_INPUT) from None
+    token = new_token()
+    print(
+        f"# the token, shown once: give it to {args.name} (OSCTL_TOKEN or OSCTL_TOKEN_FILE)", file=sys.stderr
+    )
+    print(token, file=sys.stderr)
+    print("# add to the tokens file (OSCTL_TOKENS_FILE):", file=sys.stderr)
+    print(yaml.safe_dump({args.name: {"hash": hash_token(token), "scopes": scopes}}, sort_keys=False), end="")
     return EXIT_OK

@@ -9,12 +9,19 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from orchestrator.access import TokenRecord, parse_tokens
 from orchestrator.domain.errors import SpecError
+from orchestrator.domain.plan import Stage
+from orchestrator.windows import DEFAULT_WINDOWED_STAGES, MaintenanceWindow, parse_windows
 
 TARGET_PREFIX = "OSCTL_TARGET_"
+WINDOWS_PREFIX = "OSCTL_WINDOWS_"
+MAX_COPYING_PREFIX = "OSCTL_MAX_COPYING_"
 DEFAULT_STATE_URL = "sqlite+aiosqlite:///.osctl/state.db"
+DEFAULT_LEADER_LOCK_KEY = 0x6F7363746C01
 
 
 class TargetConfig(BaseModel):
@@ -39,6 +46,27 @@ class Settings(BaseModel):
     slack_channel: str | None = None
     slack_webhook_url: SecretStr | None = None
     slack_base_url: str | None = None
+    # Service (issue 7): leadership, access, windows, concurrency, webhooks.
+    replica_id: str | None = None
+    leader_election: bool | None = None  # None: on when the state store is PostgreSQL
+    leader_lock_key: int = DEFAULT_LEADER_LOCK_KEY
+    leader_lease_seconds: float = 10.0
+    leader_retry_seconds: float = 1.0
+    tokens: tuple[TokenRecord, ...] = ()
+    windows: dict[str, tuple[MaintenanceWindow, ...]] = Field(default_factory=dict)
+    windowed_stages: frozenset[Stage] = DEFAULT_WINDOWED_STAGES
+    max_copying: int = 2
+    max_copying_per_target: dict[str, int] = Field(default_factory=dict)
+    webhook_urls: tuple[SecretStr, ...] = ()
+    webhook_secret: SecretStr | None = None
+
+    @property
+    def postgres_state(self) -> bool:
+        return self.state_url.startswith("postgresql")
+
+    @property
+    def elect_leader(self) -> bool:
+        return self.postgres_state if self.leader_election is None else self.leader_election
 
 
 def engine_of(dsn: str) -> Literal["postgres", "mysql"]:
@@ -89,8 +117,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                 targets[name] = TargetConfig(name=name, engine=engine_of(dsn.get_secret_value()), dsn=dsn)
     port = int(env.get("OSCTL_PORT", "8080"))
     host = env.get("OSCTL_HOST", "127.0.0.1")
+    state_url = _secret(env, "OSCTL_STATE_URL")
     return Settings(
-        state_url=env.get("OSCTL_STATE_URL", DEFAULT_STATE_URL),
+        state_url=state_url.get_secret_value() if state_url else DEFAULT_STATE_URL,
         targets=targets,
         host=host,
         port=port,
@@ -101,4 +130,71 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         slack_channel=env.get("OSCTL_SLACK_CHANNEL"),
         slack_webhook_url=_secret(env, "OSCTL_SLACK_WEBHOOK_URL"),
         slack_base_url=env.get("OSCTL_SLACK_BASE_URL"),
+        replica_id=env.get("OSCTL_REPLICA_ID") or env.get("OSCTL_POD_NAME") or None,
+        leader_election=_flag(env, "OSCTL_LEADER_ELECTION"),
+        leader_lock_key=int(env.get("OSCTL_LEADER_LOCK_KEY", str(DEFAULT_LEADER_LOCK_KEY))),
+        leader_lease_seconds=float(env.get("OSCTL_LEADER_LEASE_SECONDS", "10")),
+        leader_retry_seconds=float(env.get("OSCTL_LEADER_RETRY_SECONDS", "1")),
+        tokens=tuple(_tokens(env)),
+        windows=_windows(env),
+        windowed_stages=_stages(env.get("OSCTL_WINDOW_STAGES")),
+        max_copying=int(env.get("OSCTL_MAX_COPYING", "2")),
+        max_copying_per_target={
+            _target_name(key, MAX_COPYING_PREFIX): int(value)
+            for key, value in env.items()
+            if key.startswith(MAX_COPYING_PREFIX)
+        },
+        webhook_urls=tuple(SecretStr(url) for url in _split(_secret(env, "OSCTL_WEBHOOK_URLS"))),
+        webhook_secret=_secret(env, "OSCTL_WEBHOOK_SECRET"),
     )
+
+
+def _target_name(key: str, prefix: str) -> str:
+    return key.removeprefix(prefix).lower().replace("_", "-")
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool | None:
+    value = env.get(name, "").strip().lower()
+    if not value:
+        return None
+    return value in ("1", "true", "yes", "on")
+
+
+def _split(value: SecretStr | None) -> list[str]:
+    if value is None:
+        return []
+    return [part for part in re.split(r"[\s,]+", value.get_secret_value()) if part]
+
+
+def _tokens(env: Mapping[str, str]) -> list[TokenRecord]:
+    """OSCTL_TOKENS[_FILE] (OSCTL_API_TOKENS[_FILE] as the chart names it): YAML or JSON."""
+    text = _secret(env, "OSCTL_TOKENS") or _secret(env, "OSCTL_API_TOKENS")
+    if text is None:
+        return []
+    try:
+        return parse_tokens(yaml.safe_load(text.get_secret_value()))
+    except (ValueError, yaml.YAMLError) as error:
+        raise SpecError([("OSCTL_TOKENS", str(error))]) from error
+
+
+def _windows(env: Mapping[str, str]) -> dict[str, tuple[MaintenanceWindow, ...]]:
+    timezone = env.get("OSCTL_WINDOW_TIMEZONE", "UTC")
+    windows = {}
+    for key, value in env.items():
+        if key.startswith(WINDOWS_PREFIX) and value.strip():
+            try:
+                windows[_target_name(key, WINDOWS_PREFIX)] = tuple(parse_windows(value, timezone))
+            except ValueError as error:
+                raise SpecError([(key, str(error))]) from error
+    return windows
+
+
+def _stages(value: str | None) -> frozenset[Stage]:
+    if not value:
+        return DEFAULT_WINDOWED_STAGES
+    try:
+        return frozenset(Stage(part) for part in _split(SecretStr(value)))
+    except ValueError:
+        raise SpecError(
+            [("OSCTL_WINDOW_STAGES", f"{value!r}: name stages such as contract,backfill")]
+        ) from None

@@ -1,8 +1,13 @@
 """MigrationService: the one facade the API, the CLI and (later) Slack actions call.
 
-It owns the background task of every running stage. Each state change is written to the store
-(compare-and-set on status) before it is acted on, so a restarted service finds running stages in
-the store and resumes them from their checkpoints.
+Every replica serves the commands and queries; only the leader runs stages. Each state change is
+written to the store (compare-and-set on status) before it is acted on, so a new leader finds the
+running stages in the store and resumes them from their checkpoints.
+
+The leader holds a fencing epoch for its term: the stage tasks, the scheduler and the reconciler
+write through a store fenced with it, so once another replica has taken over, whatever the old one
+still tries to write is refused. A command taken by a replica that does not lead is only written to
+the store; the leader's reconciler notices it within a second and starts (or stops) the stage.
 """
 
 from __future__ import annotations
@@ -10,27 +15,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 from pydantic import ValidationError
 
+from orchestrator import metrics
+from orchestrator.admission import CopySlots
 from orchestrator.domain.errors import (
     ConflictError,
+    FencedError,
     IllegalTransitionError,
     IrreversibleError,
     OrchestratorError,
     SpecError,
-    StageInterruptedError,
 )
 from orchestrator.domain.plan import Stage
-from orchestrator.domain.run import BackfillTuning, EventType, MigrationEvent, Run
+from orchestrator.domain.run import BackfillTuning, EventType, MigrationEvent, Run, Waiting, WaitKind
 from orchestrator.domain.spec import MigrationSpec, parse_spec, spec_problems
 from orchestrator.domain.states import (
     RUNNING,
-    STAGE_OF_RUNNING_STATUS,
     STAGE_START,
     TERMINAL,
     Action,
@@ -38,13 +45,25 @@ from orchestrator.domain.states import (
     next_status,
 )
 from orchestrator.engine.clock import SystemClock
-from orchestrator.engine.control import StopSignal
 from orchestrator.engine.events import EventSink, new_event
 from orchestrator.engine.planner import plan_migration
 from orchestrator.engine.preflight import preflight
 from orchestrator.engine.rollback import rollback_steps
-from orchestrator.engine.runner import RetryPolicy, StageRunner
-from orchestrator.ports import Clock, Notifier, StateStore, TargetDatabase, Throttle
+from orchestrator.engine.runner import RetryPolicy
+from orchestrator.leadership import SingleReplicaLeadership
+from orchestrator.ports import (
+    Clock,
+    IdempotencyClaim,
+    Leadership,
+    Notifier,
+    ServiceStore,
+    StoredResponse,
+    TargetDatabase,
+    Throttle,
+)
+from orchestrator.schedules import StageScheduler
+from orchestrator.stages import StageTasks, Term, resume_order
+from orchestrator.windows import DEFAULT_WINDOWED_STAGES, Hold, MaintenanceWindow, decide_start
 
 log = structlog.get_logger(__name__)
 
@@ -55,6 +74,18 @@ SETTLED = TERMINAL | {RunStatus.FAILED}
 
 # How long shutdown waits for running stages to reach a safe point before cancelling them.
 DRAIN_SECONDS = 20.0
+DEFAULT_MAX_COPYING = 2
+# How often the leader looks for commands taken by other replicas (stages to start or stop).
+RECONCILE_SECONDS = 1.0
+# A claimed Idempotency-Key whose request never finished (its replica died) may be claimed again.
+IDEMPOTENCY_STALE_SECONDS = 60.0
+IDEMPOTENCY_KEEP = timedelta(hours=24)
+
+
+class ServiceDrainingError(OrchestratorError):
+    """This replica is shutting down and takes no new work; another replica (or the restart) will."""
+
+    retryable = True
 
 
 class TargetRegistry:
@@ -76,10 +107,20 @@ class TargetRegistry:
         return name in self._targets
 
 
+@dataclass(frozen=True)
+class LeadershipView:
+    replica: str
+    leader: bool
+    epoch: int | None  # this replica's epoch while it leads
+    current_epoch: int
+    current_holder: str | None
+    draining: bool
+
+
 class MigrationService:
     def __init__(
         self,
-        store: StateStore,
+        store: ServiceStore,
         targets: TargetRegistry,
         notifier: Notifier,
         *,
@@ -87,6 +128,11 @@ class MigrationService:
         retry: RetryPolicy | None = None,
         run_stages: bool = True,
         throttle: Throttle | None = None,
+        leadership: Leadership | None = None,
+        windows: Mapping[str, Sequence[MaintenanceWindow]] | None = None,
+        windowed_stages: Collection[Stage] = DEFAULT_WINDOWED_STAGES,
+        max_copying: int | Mapping[str, int] = DEFAULT_MAX_COPYING,
+        reconcile_seconds: float = RECONCILE_SECONDS,
     ) -> None:
         self._store = store
         self._throttle = throttle
@@ -94,13 +140,34 @@ class MigrationService:
         self._notifier = notifier
         self._clock = clock or SystemClock()
         self._retry = retry
-        # False for a replica that only serves the API (the leader runs migrations).
+        # False for a replica that only serves the API and never stands for leader.
         self._run_stages = run_stages
-        self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._stops: dict[str, StopSignal] = {}
+        self._leadership: Leadership = leadership or SingleReplicaLeadership(store)
+        self._windows = dict(windows or {})
+        self._windowed_stages = frozenset(windowed_stages)
+        self._max_copying = max_copying
+        self._reconcile_seconds = reconcile_seconds
+        self._tuning: dict[str, BackfillTuning] = {}
+        self._stages = StageTasks(
+            store,
+            targets,
+            clock=self._clock,
+            retry=retry,
+            throttle=throttle,
+            slots=CopySlots(self._copy_limit),
+            copy_limit=self._copy_limit,
+            tuning=self.tuning,
+            set_tuning=self._tuning.__setitem__,
+            transition=self._transition,
+            wake=self._wake,
+        )
         self._changed: dict[str, asyncio.Event] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._tuning: dict[str, BackfillTuning] = {}
+        self._term: Term | None = None
+        self._leading: asyncio.Task[None] | None = None
+        self._draining = False
+        self._drained: asyncio.Task[None] | None = None
+        # Events of commands taken through the API: not fenced, any replica may write them.
         self.events = EventSink(store, notifier, self._wake)
 
     # -- lifecycle ----------------------------------------------------------------------------------
@@ -109,22 +176,64 @@ class MigrationService:
         await self._store.initialize()
         if not self._run_stages:
             return
-        for run in await self._store.runs_in_status(sorted(RUNNING)):
-            log.info("resuming_migration", migration_id=run.id, status=run.status.value)
-            self._spawn(run)
+        # One attempt inline, so a replica that can lead at once (always, on SQLite) does so before
+        # it serves its first request; the campaign goes on in the background otherwise.
+        epoch = await self._leadership.acquire(wait=False)
+        if epoch is not None:
+            await self._begin_term(epoch)
+        self._leading = asyncio.create_task(self._campaign(leading=epoch is not None), name="leadership")
+
+    def begin_drain(self) -> None:
+        """Stop taking new work: stages stop at their next safe point, long-polls answer, leadership
+        is released as soon as the stages have stopped. Called on SIGTERM, before the HTTP server
+        waits for its open requests."""
+        if self._draining:
+            return
+        self._draining = True
+        log.info("service_draining")
+        self._stages.stop_all("service shutting down")
+        for event in self._changed.values():
+            event.set()
+        self._drained = asyncio.ensure_future(self._drain())
 
     async def stop(self) -> None:
-        """Ask every stage to stop at its next safe point; its status stays 'running' for the next start."""
-        for signal in self._stops.values():
-            signal.request("service shutting down")
-        tasks = list(self._tasks.values())
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=DRAIN_SECONDS)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        """Drain, release leadership, close. A stopped stage keeps its running status for the next leader."""
+        self.begin_drain()
+        assert self._drained is not None
+        await self._drained
+        if self._leading is not None:
+            self._leading.cancel()
+            await asyncio.gather(self._leading, return_exceptions=True)
         await self._notifier.close()
         await self._store.close()
+
+    async def _drain(self) -> None:
+        await self._end_term("service shutting down")
+        await self._leadership.release()
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    @property
+    def leading(self) -> bool:
+        return self._term is not None
+
+    @property
+    def throttler(self) -> Throttle | None:
+        """The throttle this service holds work with (read-only): the status page shows its state."""
+        return self._throttle
+
+    async def leadership(self) -> LeadershipView:
+        record = await self._store.leader()
+        return LeadershipView(
+            replica=self._leadership.identity,
+            leader=self._term is not None,
+            epoch=self._term.epoch if self._term is not None else None,
+            current_epoch=record.epoch,
+            current_holder=record.holder,
+            draining=self._draining,
+        )
 
     # -- queries ------------------------------------------------------------------------------------
 
@@ -135,8 +244,10 @@ class MigrationService:
         return await self._store.list_runs(limit=limit)
 
     async def list_events(self, run_id: str, after_id: int = 0) -> list[MigrationEvent]:
-        await self._store.get_run(run_id)  # 404 for an unknown id rather than an empty list
-        return await self._store.list_events(run_id, after_id=after_id)
+        events = await self._store.list_events(run_id, after_id=after_id)
+        if not events:
+            await self._store.get_run(run_id)  # 404 for an unknown id rather than an empty list
+        return events
 
     async def wait(self, run_id: str, until: Iterable[RunStatus], timeout: float) -> tuple[Run, bool]:
         """Long-poll: return when the run reaches one of `until`, settles elsewhere, or time runs out."""
@@ -151,15 +262,32 @@ class MigrationService:
             if run.status in SETTLED:
                 return run, False
             remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
+            if remaining <= 0 or self._draining:  # draining: answer now, the client asks another replica
                 return run, False
             # Wake on a change made here, and poll now and then for one made by another replica.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), timeout=min(remaining, 1.0))
 
+    async def refresh_metrics(self) -> None:
+        metrics.migrations_by_state(await self._store.count_by_status())
+
+    # -- idempotency (the API's record of first answers) ----------------------------------------------
+
+    async def claim_request(self, principal: str, key: str, fingerprint: str) -> IdempotencyClaim:
+        return await self._store.claim_request(
+            principal, key, fingerprint, stale_after_seconds=IDEMPOTENCY_STALE_SECONDS
+        )
+
+    async def complete_request(self, principal: str, key: str, response: StoredResponse) -> None:
+        await self._store.complete_request(principal, key, response)
+
+    async def release_request(self, principal: str, key: str) -> None:
+        await self._store.release_request(principal, key)
+
     # -- commands -----------------------------------------------------------------------------------
 
-    async def create(self, data: Any, *, target_override: str | None = None) -> Run:
+    async def create(self, data: Any, *, target_override: str | None = None, actor: str | None = None) -> Run:
+        self._refuse_when_draining()
         spec = data if isinstance(data, MigrationSpec) else parse_spec(data)
         target = target_override or spec.target
         if target is None:
@@ -193,13 +321,19 @@ class MigrationService:
             created_at=now,
             updated_at=now,
         )
-        event = new_event(run.id, EventType.CREATED, f"migration {spec.name} planned on {target}")
+        event = new_event(
+            run.id, EventType.CREATED, f"migration {spec.name} planned on {target}", data=_actor(actor)
+        )
         await self._store.create_run(run, event)
-        log.info("migration_created", migration_id=run.id, target=target)
+        log.info("migration_created", migration_id=run.id, target=target, actor=actor)
         await self.events.published(run, event)
         return run
 
-    async def start_stage(self, run_id: str, stage: Stage) -> Run:
+    async def start_stage(
+        self, run_id: str, stage: Stage, *, at: datetime | None = None, actor: str | None = None
+    ) -> Run:
+        """Start a stage now, or hold it (visibly) until `at` or the target's next maintenance window."""
+        self._refuse_when_draining()
         if stage not in STAGE_START:
             run = await self._store.get_run(run_id)
             raise IllegalTransitionError(
@@ -210,32 +344,47 @@ class MigrationService:
             )
         async with self._lock(run_id):
             run = await self._store.get_run(run_id)
-            run = await self._transition(run, STAGE_START[stage], stage=stage, error=None)
+            action = STAGE_START[stage]
+            next_status(run.status, action, stage=run.stage, paused_from=run.paused_from)  # 409 early
+            decision = decide_start(
+                stage,
+                datetime.now(UTC),
+                at=at,
+                windows=self._windows.get(run.target, ()),
+                windowed_stages=self._windowed_stages,
+            )
+            if isinstance(decision, Hold):
+                return await self._hold(run, stage, decision, actor=actor)
+            run = await self._transition(run, action, stage=stage, error=None, actor=actor)
             self._spawn(run)
             return run
 
-    async def approve_deploy(self, run_id: str) -> Run:
+    async def approve_deploy(self, run_id: str, *, actor: str | None = None) -> Run:
+        self._refuse_when_draining()
         async with self._lock(run_id):
             run = await self._store.get_run(run_id)
-            return await self._transition(run, Action.APPROVE_DEPLOY, stage=Stage.DEPLOY_GATE)
+            return await self._transition(run, Action.APPROVE_DEPLOY, stage=Stage.DEPLOY_GATE, actor=actor)
 
-    async def pause(self, run_id: str) -> Run:
+    async def pause(self, run_id: str, *, actor: str | None = None) -> Run:
+        self._refuse_when_draining()
         async with self._lock(run_id):
             run = await self._store.get_run(run_id)
             next_status(run.status, Action.PAUSE, stage=run.stage)  # refuse early, before stopping anything
-            await self._interrupt(run_id, "paused by request")
+            await self._stages.interrupt(run_id, "paused by request")
             run = await self._store.get_run(run_id)
-            return await self._transition(run, Action.PAUSE, paused_from=run.status)
+            return await self._transition(run, Action.PAUSE, paused_from=run.status, actor=actor)
 
-    async def resume(self, run_id: str) -> Run:
+    async def resume(self, run_id: str, *, actor: str | None = None) -> Run:
+        self._refuse_when_draining()
         async with self._lock(run_id):
             run = await self._store.get_run(run_id)
-            run = await self._transition(run, Action.RESUME, paused_from=None)
+            run = await self._transition(run, Action.RESUME, paused_from=None, actor=actor)
             self._spawn(run)
             return run
 
-    async def tune(self, run_id: str, changes: dict[str, Any]) -> Run:
+    async def tune(self, run_id: str, changes: dict[str, Any], *, actor: str | None = None) -> Run:
         """Change a migration's backfill pacing; a running backfill picks it up at its next chunk."""
+        self._refuse_when_draining()
         async with self._lock(run_id):
             run = await self._store.get_run(run_id)
             if run.status in TERMINAL:
@@ -251,7 +400,7 @@ class MigrationService:
                 EventType.TUNED,
                 f"backfill tuning set to {tuning.model_dump(exclude_none=True) or 'defaults'}",
                 stage=run.stage,
-                data=tuning.model_dump(mode="json", exclude_none=True),
+                data={**tuning.model_dump(mode="json", exclude_none=True), **_actor(actor)},
             )
             return await self._store.get_run(run_id)
 
@@ -259,12 +408,14 @@ class MigrationService:
         """What a running backfill reads before each chunk."""
         return self._tuning.get(run_id) or BackfillTuning()
 
-    async def cancel(self, run_id: str) -> Run:
+    async def cancel(self, run_id: str, *, actor: str | None = None) -> Run:
+        self._refuse_when_draining()
         async with self._lock(run_id):
             run = await self._store.get_run(run_id)
-            return await self._transition(run, Action.CANCEL)
+            return await self._transition(run, Action.CANCEL, actor=actor)
 
-    async def rollback(self, run_id: str) -> Run:
+    async def rollback(self, run_id: str, *, actor: str | None = None) -> Run:
+        self._refuse_when_draining()
         async with self._lock(run_id):
             run = await self._store.get_run(run_id)
             # Refuse before touching anything when some step without an inverse has run; that reason
@@ -276,15 +427,19 @@ class MigrationService:
                     run.status.value, "rollback", run.allowed_actions, str(error)
                 ) from error
             next_status(run.status, Action.ROLLBACK, stage=run.stage)
-            await self._interrupt(run_id, "rollback requested")
+            await self._stages.interrupt(run_id, "rollback requested")
             run = await self._store.get_run(run_id)
             run = await self._transition(
-                run, Action.ROLLBACK, stage=Stage.ROLLBACK, error=None, paused_from=None
+                run, Action.ROLLBACK, stage=Stage.ROLLBACK, error=None, paused_from=None, actor=actor
             )
             self._spawn(run)
             return run
 
-    # -- internals ----------------------------------------------------------------------------------
+    # -- internals: commands ------------------------------------------------------------------------
+
+    def _refuse_when_draining(self) -> None:
+        if self._draining:
+            raise ServiceDrainingError("this replica is shutting down; retry on another one")
 
     def _lock(self, run_id: str) -> asyncio.Lock:
         return self._locks.setdefault(run_id, asyncio.Lock())
@@ -294,9 +449,31 @@ class MigrationService:
         if event is not None:
             event.set()
 
-    async def _transition(self, run: Run, action: Action, **changes: Any) -> Run:
+    def _copy_limit(self, target: str) -> int:
+        if isinstance(self._max_copying, int):
+            return self._max_copying
+        return self._max_copying.get(target, DEFAULT_MAX_COPYING)
+
+    async def _transition(
+        self,
+        run: Run,
+        action: Action,
+        *,
+        actor: str | None = None,
+        term: Term | None = None,
+        **changes: Any,
+    ) -> Run:
+        """Write the next status (compare-and-set) with its event. Every transition clears a held stage.
+
+        `term` is given for the leader's own writes (a stage's outcome, a held stage starting): they are
+        fenced with its epoch.
+        """
+        store = term.store if term is not None else self._store
+        events = term.events if term is not None else self.events
         status = next_status(run.status, action, stage=run.stage, paused_from=run.paused_from)
-        updated = run.model_copy(update={"status": status, "updated_at": datetime.now(UTC), **changes})
+        updated = run.model_copy(
+            update={"status": status, "updated_at": datetime.now(UTC), "waiting": None, **changes}
+        )
         message = f"{run.status.value} -> {status.value}"
         if updated.error:
             message += f": {updated.error}"
@@ -305,103 +482,200 @@ class MigrationService:
             EventType.TRANSITION,
             message,
             stage=updated.stage,
-            data={"from": run.status.value, "to": status.value, "action": action.value},
+            data={"from": run.status.value, "to": status.value, "action": action.value, **_actor(actor)},
         )
-        await self._store.update_run(updated, expected_status=run.status, event=event)
+        await store.update_run(updated, expected_status=run.status, event=event)
         log.info("migration_transition", migration_id=run.id, **event.data)
-        await self.events.published(updated, event)
+        await events.published(updated, event)
         return updated
 
-    async def _interrupt(self, run_id: str, reason: str) -> None:
-        signal = self._stops.get(run_id)
-        task = self._tasks.get(run_id)
-        if signal is None or task is None or task.done():
+    async def _hold(self, run: Run, stage: Stage, decision: Hold, *, actor: str | None) -> Run:
+        if decision.until is None:
+            raise IllegalTransitionError(
+                run.status.value, f"start stage {stage.value}", run.allowed_actions, decision.reason
+            )
+        waiting = Waiting(
+            kind=decision.kind,
+            stage=stage,
+            reason=decision.reason,
+            since=datetime.now(UTC),
+            until=decision.until,
+            actor=actor,
+        )
+        run = await self._store.set_waiting(run.id, waiting, expected_status=run.status)
+        await self.events.emit(
+            run.id,
+            EventType.WAITING,
+            decision.reason,
+            stage=stage,
+            data={"kind": decision.kind.value, "until": decision.until.isoformat(), **_actor(actor)},
+        )
+        if self._term is not None and decision.kind is WaitKind.SCHEDULE:
+            self._term.scheduler.start_at(run.id, decision.until)
+        return run
+
+    # -- internals: leadership ----------------------------------------------------------------------
+
+    async def _campaign(self, *, leading: bool) -> None:
+        """Lead while we can; stand again when leadership is lost; stop when draining."""
+        while not self._draining:
+            try:
+                if not leading:
+                    epoch = await self._leadership.acquire()
+                    if epoch is None or self._draining:
+                        return
+                    await self._begin_term(epoch)
+                await self._leadership.held()
+                await self._end_term("leadership lost")
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the campaign must outlive a failed term start (store down, say)
+                log.exception("leadership_term_failed")
+                await self._end_term("leadership term failed")
+                with contextlib.suppress(Exception):
+                    await self._leadership.release()
+                await asyncio.sleep(self._reconcile_seconds)
+            leading = False
+
+    async def _begin_term(self, epoch: int) -> None:
+        fenced = self._store.fenced(epoch)
+        term = Term(
+            epoch=epoch,
+            store=fenced,
+            events=EventSink(fenced, self._notifier, self._wake),
+            scheduler=StageScheduler(on_due=self._start_held, on_window_open=self._window_opened),
+        )
+        self._term = term
+        metrics.leadership(True, epoch)
+        log.info("leading", epoch=epoch, replica=self._leadership.identity)
+        term.scheduler.start(self._windows, housekeeping=[("purge-idempotency-keys", 3600.0, self._purge)])
+        # Runs already copying before the failover go first, then the queue in its old order.
+        running = await self._store.runs_in_status(sorted(RUNNING))
+        for run in sorted(running, key=resume_order):
+            log.info("resuming_migration", migration_id=run.id, status=run.status.value, epoch=epoch)
+            self._spawn(run)
+        await self._register_holds(term, catch_up=True)
+        term.reconciler = asyncio.create_task(self._reconcile_forever(term), name="reconciler")
+
+    async def _end_term(self, reason: str) -> None:
+        term, self._term = self._term, None
+        if term is None:
             return
-        signal.request(reason)
-        await asyncio.gather(task, return_exceptions=True)
+        (log.info if self._draining else log.warning)("leadership_ended", epoch=term.epoch, reason=reason)
+        metrics.leadership(False)
+        term.scheduler.shutdown()
+        if term.reconciler is not None:
+            term.reconciler.cancel()
+            await asyncio.gather(term.reconciler, return_exceptions=True)
+        self._stages.stop_all(reason)
+        await self._stages.wait_all(DRAIN_SECONDS)
 
     def _spawn(self, run: Run) -> None:
-        if not self._run_stages or run.status not in RUNNING:
-            return
-        # A task that just reported its stage's outcome may still be closing its connections: the new
-        # one waits for it, so one run never has two stages executing at once.
-        previous = self._tasks.get(run.id)
-        self._tuning[run.id] = run.tuning
-        signal = StopSignal()
-        self._stops[run.id] = signal
-        task = asyncio.create_task(self._drive(run.id, signal, previous), name=f"migration-{run.id}")
-        self._tasks[run.id] = task
+        term = self._term
+        if term is not None and not self._draining:
+            self._stages.spawn(run, term)
+        # Not the leader: the leader's reconciler picks the run up from the store.
 
-    async def _drive(self, run_id: str, signal: StopSignal, previous: asyncio.Task[None] | None) -> None:
-        if previous is not None:
-            await asyncio.gather(previous, return_exceptions=True)
-        run = await self._store.get_run(run_id)
-        if run.status not in RUNNING:
-            return
-        stage = (
-            Stage.ROLLBACK if run.status is RunStatus.ROLLING_BACK else STAGE_OF_RUNNING_STATUS[run.status]
-        )
-        structlog.contextvars.bind_contextvars(migration_id=run_id, stage=stage.value)
-        try:
-            await self._run_stage(run, stage, signal)
-            await self.events.emit(run_id, EventType.STAGE_FINISHED, f"{stage.value} finished", stage=stage)
-            # No per-run lock here: pause/rollback hold it while they wait for this task to end. The
-            # store's compare-and-set on status settles any race with them.
-            await self._transition(await self._store.get_run(run_id), Action.STAGE_SUCCEEDED)
-        except StageInterruptedError as stop:
-            log.info("stage_interrupted", reason=str(stop))
-        except (ConflictError, IllegalTransitionError) as error:
-            # Someone else (pause, rollback, another replica) moved the run on meanwhile: theirs stands.
-            log.warning("stage_outcome_superseded", error=str(error))
-        except asyncio.CancelledError:
-            log.warning("stage_cancelled")
-            raise
-        except Exception as error:  # any failure must become a visible FAILED state
+    async def _reconcile_forever(self, term: Term) -> None:
+        while self._term is term:
             try:
-                await self._fail(run_id, stage, error)
-            except (ConflictError, IllegalTransitionError) as superseded:
-                log.warning("stage_failure_superseded", error=str(superseded))
-        finally:
-            structlog.contextvars.unbind_contextvars("migration_id", "stage")
+                await self._reconcile(term)
+            except asyncio.CancelledError:
+                raise
+            except FencedError:
+                return
+            except Exception as error:  # a store hiccup: try again next round
+                log.warning("reconcile_failed", error=f"{type(error).__name__}: {error}")
+            await asyncio.sleep(self._reconcile_seconds)
 
-    async def _run_stage(self, run: Run, stage: Stage, signal: StopSignal) -> None:
-        database = self._targets.open(run.target)
+    async def _reconcile(self, term: Term) -> None:
+        """Act on commands other replicas took: start stages they started, stop stages they stopped."""
+        began = asyncio.get_running_loop().time()
+        running = {run.id: run for run in await self._store.runs_in_status(sorted(RUNNING))}
+        if self._term is not term or self._draining:
+            return
+        await self._stages.reconcile(running, term, began)
+        await self._register_holds(term, catch_up=False)
+
+    async def _register_holds(self, term: Term, *, catch_up: bool) -> None:
+        for run in await self._store.runs_waiting():
+            waiting = run.waiting
+            if waiting is None or waiting.kind is WaitKind.QUEUE:
+                continue
+            if waiting.kind is WaitKind.SCHEDULE and waiting.until is not None:
+                if not term.scheduler.has_start(run.id):
+                    term.scheduler.start_at(run.id, waiting.until)
+            elif catch_up:
+                # A window may have opened while no replica led: decide again now.
+                await self._start_held(run.id)
+
+    async def _window_opened(self, target: str) -> None:
+        log.info("maintenance_window_opened", target=target)
+        for run in await self._store.runs_waiting():
+            if run.target == target and run.waiting is not None and run.waiting.kind is WaitKind.WINDOW:
+                await self._start_held(run.id)
+
+    async def _start_held(self, run_id: str) -> None:
+        """A held stage's time came (timer, window opening, catch-up): start it, or hold it anew."""
+        term = self._term
+        if term is None or self._draining:
+            return
         try:
-            runner = StageRunner(
-                self._store,
-                database,
-                self.events,
-                self._clock,
-                signal,
-                self._retry,
-                tuning=lambda: self.tuning(run.id),
-                throttle=self._throttle,
-            )
-            if stage is Stage.ROLLBACK:
-                steps = rollback_steps(run.plan, await self._store.step_checkpoints(run.id))
-            else:
-                steps = run.plan.stage(stage).steps
-            await self.events.emit(run.id, EventType.STAGE_STARTED, f"{stage.value} started", stage=stage)
-            await runner.run_steps(run, stage, steps)
-        finally:
-            await database.close()
+            async with self._lock(run_id):
+                run = await self._store.get_run(run_id)
+                waiting = run.waiting
+                if waiting is None or waiting.kind is WaitKind.QUEUE:
+                    return
+                action = STAGE_START[waiting.stage]
+                try:
+                    next_status(run.status, action, stage=run.stage, paused_from=run.paused_from)
+                except IllegalTransitionError:
+                    await term.store.set_waiting(run.id, None, expected_status=run.status)
+                    return
+                decision = decide_start(
+                    waiting.stage,
+                    datetime.now(UTC),
+                    at=waiting.until if waiting.kind is WaitKind.SCHEDULE else None,
+                    windows=self._windows.get(run.target, ()),
+                    windowed_stages=self._windowed_stages,
+                )
+                if isinstance(decision, Hold):
+                    if decision.kind is not waiting.kind or decision.until != waiting.until:
+                        held = waiting.model_copy(
+                            update={"kind": decision.kind, "until": decision.until, "reason": decision.reason}
+                        )
+                        await term.store.set_waiting(run.id, held, expected_status=run.status)
+                        await term.events.emit(
+                            run.id,
+                            EventType.WAITING,
+                            decision.reason,
+                            stage=waiting.stage,
+                            data={
+                                "kind": decision.kind.value,
+                                "until": decision.until.isoformat() if decision.until else None,
+                            },
+                        )
+                    return
+                log.info("held_stage_starting", migration_id=run.id, stage=waiting.stage.value)
+                run = await self._transition(
+                    run, action, stage=waiting.stage, error=None, actor=waiting.actor, term=term
+                )
+                self._spawn(run)
+        except FencedError:
+            metrics.fenced_write()
+            log.warning("fenced_write_refused", migration_id=run_id, epoch=term.epoch)
+        except (ConflictError, IllegalTransitionError) as error:
+            log.info("held_stage_superseded", migration_id=run_id, error=str(error))
 
-    async def _fail(self, run_id: str, stage: Stage, error: Exception) -> None:
-        if isinstance(error, OrchestratorError):
-            reason = str(error)
-            log.error("stage_failed", error=reason)
-        else:
-            reason = f"{error.__class__.__name__}: {error}"
-            log.exception("stage_failed_unexpectedly", error=reason)
-        await self.events.emit(
-            run_id,
-            EventType.STAGE_FAILED,
-            reason,
-            stage=stage,
-            data={"retryable": getattr(error, "retryable", False)},
-        )
-        current = await self._store.get_run(run_id)
-        await self._transition(current, Action.STAGE_FAILED, error=reason)
+    async def _purge(self) -> None:
+        term = self._term
+        if term is not None:
+            removed = await term.store.purge_requests(datetime.now(UTC) - IDEMPOTENCY_KEEP)
+            log.info("idempotency_keys_purged", removed=removed)
+
+
+def _actor(actor: str | None) -> dict[str, Any]:
+    return {"actor": actor} if actor else {}
 
 
 def _new_id(name: str) -> str:

@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
 
 metadata = MetaData()
 
@@ -22,6 +35,7 @@ migrations = Table(
     Column("progress", JSON, nullable=False),
     Column("notification_ref", JSON, nullable=False),
     Column("tuning", JSON, nullable=False, server_default="{}"),
+    Column("waiting", JSON(none_as_null=True)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
@@ -69,4 +83,31 @@ backfill_checkpoints = Table(
     Column("rows_done", Integer, nullable=False),
     Column("done", Integer, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# One row (id = 1): the fencing epoch of the current leader. A leader increments it when elected and
+# every write it makes checks it in the same transaction, so a replica that lost leadership without
+# noticing (paused, partitioned) has its writes refused.
+leader = Table(
+    "leader",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("epoch", BigInteger, nullable=False),
+    Column("holder", String(200)),
+    Column("acquired_at", DateTime(timezone=True)),
+)
+
+# The first answer to each POST, by (principal, Idempotency-Key). `status` is NULL while the request is
+# being processed; a retry then gets 409 instead of running the command twice.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("principal", String(200), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("status", Integer),
+    Column("body", LargeBinary),
+    Column("content_type", String(200)),
+    Column("location", String(500)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )

@@ -26,6 +26,22 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
 
 
+DESCRIPTIONS = {
+    400: "Bad request (e.g. no Idempotency-Key on a create)",
+    401: "No valid bearer token",
+    403: "The token's scopes do not allow this call",
+    404: "Unknown migration",
+    409: "Not allowed in the current state, or a conflicting request",
+    422: "Invalid spec, parameters or body; `errors` names each field",
+    503: "Starting, draining, or a retryable failure: retry (on another replica)",
+}
+
+
+def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the problem answers a route can give (their schema is set in openapi.py)."""
+    return {code: {"description": DESCRIPTIONS[code]} for code in codes}
+
+
 def spec_problem(error: SpecError) -> JSONResponse:
     return problem(
         422,

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from orchestrator.domain.plan import Plan, Stage
-from orchestrator.domain.run import BackfillTuning, MigrationEvent, Progress, Run
+from orchestrator.domain.run import BackfillTuning, MigrationEvent, Progress, Run, Waiting, WaitKind
 from orchestrator.domain.states import RunStatus
 
 
@@ -24,6 +24,11 @@ class RunView(BaseModel):
     progress: Progress
     tuning: BackfillTuning
     allowed_actions: list[str]
+    # Why a stage that was asked for has not started: a maintenance window, a scheduled time, or the
+    # target's copy queue (with the place in it).
+    waiting: Waiting | None = None
+    queued: bool = False
+    queue_position: int | None = None
     created_at: datetime
     updated_at: datetime
     plan: Plan | None = None
@@ -42,6 +47,11 @@ class RunView(BaseModel):
             progress=run.progress,
             tuning=run.tuning,
             allowed_actions=run.allowed_actions,
+            waiting=run.waiting,
+            queued=run.waiting is not None and run.waiting.kind is WaitKind.QUEUE,
+            queue_position=run.waiting.position
+            if run.waiting is not None and run.waiting.kind is WaitKind.QUEUE
+            else None,
             created_at=run.created_at,
             updated_at=run.updated_at,
             plan=run.plan if with_plan else None,
@@ -65,3 +75,38 @@ class WaitResult(BaseModel):
 class Health(BaseModel):
     status: str
     detail: dict[str, Any] = {}
+
+
+class CreateResult(BaseModel):
+    migration: RunView
+    plan_text: str
+
+
+class StageRequest(BaseModel):
+    """Optional body of a stage start: a time to start at instead of now."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    at: AwareDatetime | None = Field(
+        default=None, description="Start no earlier than this (ISO 8601 with a zone); the run waits visibly."
+    )
+
+
+class LeadershipInfo(BaseModel):
+    replica: str = Field(description="This replica's identity.")
+    leader: bool = Field(description="Whether this replica runs migrations now.")
+    epoch: int | None = Field(description="This replica's fencing epoch while it leads.")
+    current_epoch: int
+    current_holder: str | None
+    draining: bool
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str

@@ -70,3 +70,16 @@ class StageInterruptedError(OrchestratorError):
     """The runner was asked to stop (pause, rollback, shutdown) and stopped between two safe points."""
 
     retryable = True
+
+
+class FencedError(OrchestratorError):
+    """A state write carried a leader epoch that is no longer current: another replica leads now.
+
+    Never retried: the replica that gets it has lost leadership and must stop acting on migrations;
+    the new leader resumes them from their checkpoints.
+    """
+
+    def __init__(self, epoch: int, current: int | None) -> None:
+        self.epoch = epoch
+        self.current = current
+        super().__init__(f"leader epoch {epoch} is stale (current: {current}); write refused")

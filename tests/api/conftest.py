@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ import httpx
 import pytest
 
 from adapters.postgres.workload import create_accounts
+from orchestrator.access import TokenBook
 from orchestrator.api.app import create_app
 from orchestrator.service import MigrationService
 from tests.support.pg import PgPair, build_service, connect, fresh_database
@@ -21,13 +23,28 @@ __all__ = ["slack_recorder"]  # the fixture, re-exported so pytest finds it for 
 ACCOUNT_ROWS = 300
 
 
+async def with_idempotency_key(request: httpx.Request) -> None:
+    """Every POST carries an Idempotency-Key, as the osctl client verbs send one (a create needs it)."""
+    if request.method == "POST" and "idempotency-key" not in request.headers:
+        request.headers["Idempotency-Key"] = str(uuid.uuid4())
+
+
 @asynccontextmanager
-async def running_api(service_factory: Callable[[], MigrationService]) -> AsyncIterator[httpx.AsyncClient]:
-    """The app with its lifespan run (ASGITransport does not run it) and a client talking to it."""
-    app = create_app(service_factory)
+async def running_api(
+    service_factory: Callable[[], MigrationService], *, tokens: TokenBook | None = None, keys: bool = True
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with its lifespan run (ASGITransport does not run it) and a client talking to it.
+
+    With `keys` every POST gets an Idempotency-Key unless it carries one.
+    """
+    app = create_app(service_factory, tokens=tokens)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://test",
+            event_hooks={"request": [with_idempotency_key] if keys else []},
+        ) as client,
     ):
         yield client
 

@@ -13,7 +13,7 @@ import pytest
 from orchestrator.domain.errors import SpecError
 from orchestrator.domain.plan import Stage
 from orchestrator.domain.states import RunStatus
-from tests.integration.test_service_crash import free_port, service_process
+from tests.integration.test_service_crash import free_port, run_key, service_process
 from tests.support.pg import build_service, connect, eventually, fresh_database, settle
 from tests.support.writer import SqlWriter, Statement
 
@@ -93,7 +93,10 @@ async def kill_and_resume(dsn: str, tmp_path: Path, writer: SqlWriter) -> list[d
         service_process(dsn, tmp_path, port) as process,
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as api,
     ):
-        run_id = (await api.post("/v1/migrations", json=cents_spec("payments"))).json()["migration"]["id"]
+        created = await api.post(
+            "/v1/migrations", json=cents_spec("payments"), headers={"Idempotency-Key": run_key()}
+        )
+        run_id = created.json()["migration"]["id"]
         await api.post(f"/v1/migrations/{run_id}/stages/expand")
         assert (await api.get(f"/v1/migrations/{run_id}/wait", params={"until": "awaiting_deploy"})).json()[
             "reached"

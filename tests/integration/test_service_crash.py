@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,6 +22,10 @@ from tests.support.pg import connect, eventually, fresh_database
 pytestmark = pytest.mark.integration
 
 ROWS = 30_000
+
+
+def run_key() -> str:
+    return str(uuid.uuid4())
 
 
 def free_port() -> int:
@@ -88,7 +93,7 @@ async def test_kill_9_mid_backfill_resumes_from_the_checkpoint_and_processes_no_
             service_process(pair.primary, tmp_path, port) as process,
             httpx.AsyncClient(base_url=base) as api,
         ):
-            created = await api.post("/v1/migrations", json=spec)
+            created = await api.post("/v1/migrations", json=spec, headers={"Idempotency-Key": run_key()})
             assert created.status_code == 201, created.text
             run_id = created.json()["migration"]["id"]
             await api.post(f"/v1/migrations/{run_id}/stages/expand")

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -121,11 +122,17 @@ async def table_checksum(conn: asyncpg.Connection, table: str, columns: str = "*
 
 
 def build_service(
-    pair: PgPair, state_dir: Path, *, notifier: Notifier | None = None, retry: RetryPolicy | None = None
+    pair: PgPair,
+    state_dir: Path,
+    *,
+    notifier: Notifier | None = None,
+    retry: RetryPolicy | None = None,
+    **options: Any,
 ) -> MigrationService:
+    """`options` go to MigrationService as they are: windows, max_copying, leadership, ..."""
     store = SqlStateStore(f"sqlite+aiosqlite:///{state_dir / 'state.db'}")
     targets = TargetRegistry({"app": ("postgres", lambda: PostgresTarget(pair.primary))})
-    return MigrationService(store, targets, notifier or NullNotifier(), retry=retry)
+    return MigrationService(store, targets, notifier or NullNotifier(), retry=retry, **options)
 
 
 async def settle(service: MigrationService, run_id: str, until: RunStatus, timeout: float = 120.0) -> Run:
