@@ -39,6 +39,9 @@ THREADED_EVENTS = frozenset(
         EventType.STAGE_FAILED,
         EventType.STEP_RETRY,
         EventType.TRANSITION,
+        EventType.THROTTLED,
+        EventType.UNTHROTTLED,
+        EventType.POLICY,
     }
 )
 DEFAULT_PROGRESS_INTERVAL = 10.0

@@ -6,6 +6,16 @@ from collections.abc import Callable
 
 from adapters.mysql.target import MysqlTarget
 from adapters.postgres.target import PostgresTarget
+from adapters.signals.custom_sql import CustomSqlSource
+from adapters.signals.http_check import HttpCheckSource
+from adapters.signals.load import (
+    MysqlThreadsRunningSource,
+    PgActiveSessionsSource,
+    PgLongestTransactionSource,
+)
+from adapters.signals.mysql_replica_lag import MysqlReplicaLagSource
+from adapters.signals.pg_replica_lag import PgReplicaByteLagSource, PgReplicaLagSource
+from adapters.signals.prometheus import PrometheusQuerySource
 from adapters.slack import build_notifier
 from adapters.statestore.leader import PostgresLeadership
 from adapters.statestore.store import SqlStateStore
@@ -13,10 +23,15 @@ from adapters.webhooks import FanOutNotifier, SignedWebhookNotifier
 from orchestrator.access import TokenBook
 from orchestrator.config import Settings, TargetConfig
 from orchestrator.domain.errors import SpecError
+from orchestrator.domain.throttle import Threshold
+from orchestrator.engine.clock import SystemClock
+from orchestrator.engine.policy import PolicyEnforcer
 from orchestrator.engine.runner import RetryPolicy
+from orchestrator.engine.throttler import Throttler
 from orchestrator.leadership import SingleReplicaLeadership, default_identity
-from orchestrator.ports import Leadership, Notifier, TargetDatabase
+from orchestrator.ports import Leadership, Notifier, SignalSource, TargetDatabase
 from orchestrator.service import MigrationService, TargetRegistry
+from orchestrator.signals_config import TargetSignals
 
 
 def _factory(target: TargetConfig) -> Callable[[], TargetDatabase]:
@@ -63,7 +78,8 @@ def build_service(settings: Settings, *, retry: RetryPolicy | None = None) -> Mi
         )
     else:
         leadership = SingleReplicaLeadership(store, identity)
-    return MigrationService(
+    throttler = build_throttler(settings)
+    service = MigrationService(
         store,
         build_targets(settings),
         notifier,
@@ -72,7 +88,69 @@ def build_service(settings: Settings, *, retry: RetryPolicy | None = None) -> Mi
         windows=settings.windows,
         windowed_stages=settings.windowed_stages,
         max_copying=_copy_limits(settings),
+        throttle=throttler,
     )
+    if throttler is not None:
+        service.add_companion(throttler)
+        policies = {name: signals.policy for name, signals in settings.signals.items()}
+        service.add_companion(PolicyEnforcer(service, throttler, policies))
+    return service
+
+
+def build_throttler(settings: Settings) -> Throttler | None:
+    """One Throttler polling every configured signal of every target; None when none is configured."""
+    if not settings.signals:
+        return None
+    throttler = Throttler(SystemClock())
+    for name, signals in settings.signals.items():
+        target = settings.targets.get(name)
+        if target is None:
+            raise SpecError(
+                [(f"OSCTL_SIGNALS.{name}", f"no target {name!r} is configured (OSCTL_TARGET_...)")]
+            )
+        for source, threshold in _sources(target, signals):
+            throttler.add_signal(name, source, threshold)
+    return throttler
+
+
+def _sources(target: TargetConfig, signals: TargetSignals) -> list[tuple[SignalSource, Threshold]]:
+    dsn = target.dsn.get_secret_value()
+    mysql = target.engine == "mysql"
+    found: list[tuple[SignalSource, Threshold]] = []
+    if signals.replica_lag is not None:
+        lag = signals.replica_lag
+        several = len(lag.replicas) > 1
+        for number, replica in enumerate(lag.replicas, start=1):
+            suffix = f"-{number}" if several else ""
+            if mysql:
+                found.append(
+                    (MysqlReplicaLagSource(dsn, replica.get_secret_value(), name=f"replica-lag{suffix}"), lag)
+                )
+                continue
+            found.append(
+                (PgReplicaLagSource(dsn, replica.get_secret_value(), name=f"replica-lag{suffix}"), lag)
+            )
+            if lag.bytes_hold_at is not None:
+                by_bytes = Threshold(hold_at=lag.bytes_hold_at, stale_after_s=lag.stale_after_s)
+                source = PgReplicaByteLagSource(
+                    dsn, replica.get_secret_value(), name=f"replica-lag-bytes{suffix}"
+                )
+                found.append((source, by_bytes))
+    if signals.error_rate is not None:
+        rate = signals.error_rate
+        found.append((PrometheusQuerySource(rate.prometheus, rate.query, name="error-rate"), rate))
+    if signals.active_sessions is not None and not mysql:
+        found.append((PgActiveSessionsSource(dsn), signals.active_sessions))
+    if signals.threads_running is not None and mysql:
+        found.append((MysqlThreadsRunningSource(dsn), signals.threads_running))
+    if signals.longest_transaction is not None and not mysql:
+        found.append((PgLongestTransactionSource(dsn), signals.longest_transaction))
+    for custom in signals.custom:
+        query_dsn = custom.dsn.get_secret_value() if custom.dsn else dsn
+        found.append((CustomSqlSource(custom.name, query_dsn, custom.sql), custom))
+    for check in signals.http:
+        found.append((HttpCheckSource(check.url, name=check.name), check))
+    return found
 
 
 def _copy_limits(settings: Settings) -> int | dict[str, int]:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from orchestrator.access import TokenRecord, parse_tokens
 from orchestrator.domain.errors import SpecError
 from orchestrator.domain.plan import Stage
+from orchestrator.signals_config import TargetSignals, parse_signals
 from orchestrator.windows import DEFAULT_WINDOWED_STAGES, MaintenanceWindow, parse_windows
 
 TARGET_PREFIX = "OSCTL_TARGET_"
@@ -59,6 +60,8 @@ class Settings(BaseModel):
     max_copying_per_target: dict[str, int] = Field(default_factory=dict)
     webhook_urls: tuple[SecretStr, ...] = ()
     webhook_secret: SecretStr | None = None
+    # Throttling (issue 5): which signals hold work on which target, from OSCTL_SIGNALS[_FILE].
+    signals: dict[str, TargetSignals] = Field(default_factory=dict)
 
     @property
     def postgres_state(self) -> bool:
@@ -146,7 +149,18 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         },
         webhook_urls=tuple(SecretStr(url) for url in _split(_secret(env, "OSCTL_WEBHOOK_URLS"))),
         webhook_secret=_secret(env, "OSCTL_WEBHOOK_SECRET"),
+        signals=_signals(env),
     )
+
+
+def _signals(env: Mapping[str, str]) -> dict[str, TargetSignals]:
+    text = _secret(env, "OSCTL_SIGNALS")
+    if text is None:
+        return {}
+    try:
+        return parse_signals(yaml.safe_load(text.get_secret_value()))
+    except yaml.YAMLError as error:
+        raise SpecError([("OSCTL_SIGNALS", f"not valid YAML or JSON: {error}")]) from error
 
 
 def _target_name(key: str, prefix: str) -> str:

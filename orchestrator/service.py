@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from pydantic import ValidationError
@@ -117,6 +117,12 @@ class LeadershipView:
     draining: bool
 
 
+class Companion(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 class MigrationService:
     def __init__(
         self,
@@ -148,6 +154,7 @@ class MigrationService:
         self._max_copying = max_copying
         self._reconcile_seconds = reconcile_seconds
         self._tuning: dict[str, BackfillTuning] = {}
+        self._companions: list[Companion] = []
         self._stages = StageTasks(
             store,
             targets,
@@ -174,6 +181,8 @@ class MigrationService:
 
     async def start(self) -> None:
         await self._store.initialize()
+        for companion in self._companions:
+            await companion.start()
         if not self._run_stages:
             return
         # One attempt inline, so a replica that can lead at once (always, on SQLite) does so before
@@ -204,6 +213,8 @@ class MigrationService:
         if self._leading is not None:
             self._leading.cancel()
             await asyncio.gather(self._leading, return_exceptions=True)
+        for companion in reversed(self._companions):
+            await companion.stop()
         await self._notifier.close()
         await self._store.close()
 
@@ -239,6 +250,14 @@ class MigrationService:
 
     async def get(self, run_id: str) -> Run:
         return await self._store.get_run(run_id)
+
+    async def runs_in_status(self, statuses: tuple[RunStatus, ...]) -> list[Run]:
+        return await self._store.runs_in_status(statuses)
+
+    def add_companion(self, companion: Companion) -> None:
+        """Something that runs beside the service (signal polling, the throttle policy): started
+        after the service, stopped before its store closes."""
+        self._companions.append(companion)
 
     async def list_runs(self, limit: int = 100) -> list[Run]:
         return await self._store.list_runs(limit=limit)

@@ -110,6 +110,7 @@ class EventType(StrEnum):
     THROTTLED = "throttled"
     UNTHROTTLED = "unthrottled"
     BACKFILL_VERIFIED = "backfill_verified"
+    POLICY = "policy"  # the throttle policy paused, rolled back or paged
     COPY_PROGRESS = "copy_progress"  # a copy tool's phase, progress and notes (tool chosen, leftovers)
     WAITING = "waiting"  # a stage is held: outside a maintenance window, scheduled later, or queued
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import structlog
 
+from orchestrator import metrics
 from orchestrator.domain.errors import StepFailedError
 from orchestrator.domain.plan import BackfillWork, Step
 from orchestrator.domain.run import BackfillProgress, BackfillTuning, EventType, Progress, Run
@@ -87,6 +88,7 @@ class BackfillRunner:
                 "backfill_chunk", rows=result.rows_scanned, updated=result.rows_updated, seconds=seconds
             )
             sizer.observe(result.rows_scanned, seconds)
+            metrics.chunk_done(run.target, result.rows_scanned, seconds)
             progress = _progress(
                 step.id, rows_done, total, rows_done - rows_at_start, self._clock.now() - started, sizer.size
             )

@@ -5,16 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+from collections import deque
 from dataclasses import dataclass, field
 
 import structlog
 
+from orchestrator import metrics
 from orchestrator.domain.throttle import Decision, ManualHold, Sample, SignalState, Threshold, decide
 from orchestrator.ports import Clock, SignalSource
 
 log = structlog.get_logger(__name__)
 
 DEFAULT_POLL_SECONDS = 0.2
+# Readings kept per signal for the status page's chart: the last few minutes, bounded in length.
+HISTORY_SECONDS = 300.0
+HISTORY_MAX_POINTS = 1500
+HISTORY_SNAPSHOT_POINTS = 300  # at most this many points per signal in a snapshot (evenly thinned)
 
 
 @dataclass
@@ -22,6 +29,8 @@ class _Target:
     sources: dict[str, SignalSource] = field(default_factory=dict)
     thresholds: dict[str, Threshold] = field(default_factory=dict)
     samples: dict[str, Sample | None] = field(default_factory=dict)
+    # (monotonic time, value or None when there was no reading) per signal, oldest first.
+    history: dict[str, deque[tuple[float, float | None]]] = field(default_factory=dict)
     states: dict[str, SignalState] = field(default_factory=dict)
     manual: ManualHold | None = None
     holding_since: float | None = None
@@ -41,6 +50,7 @@ class Throttler:
         entry.sources[source.name] = source
         entry.thresholds[source.name] = threshold
         entry.samples.setdefault(source.name, None)
+        entry.history.setdefault(source.name, deque(maxlen=HISTORY_MAX_POINTS))
 
     async def start(self) -> None:
         for target, entry in self._targets.items():
@@ -61,8 +71,16 @@ class Throttler:
 
     async def _poll_loop(self, target: str, source: SignalSource) -> None:
         entry = self._targets[target]
+        history = entry.history.setdefault(source.name, deque(maxlen=HISTORY_MAX_POINTS))
         while True:
-            entry.samples[source.name] = await source.sample()
+            sample = await source.sample()
+            entry.samples[source.name] = sample
+            if source.name.startswith("replica-lag") and source.unit == "s" and sample.value is not None:
+                metrics.replica_lag_seen(target, source.name, sample.value)
+            now = self._clock.now()
+            history.append((now, sample.value))
+            while history and history[0][0] < now - HISTORY_SECONDS:
+                history.popleft()
             await asyncio.sleep(self._poll)
 
     # -- the Throttle port ----------------------------------------------------------------------------
@@ -83,6 +101,7 @@ class Throttler:
         if decision.reason != entry.last_reason:
             # Transitions only: per-chunk polling stays out of the log.
             log.info("throttle_changed", target=target, reason=decision.reason, was=entry.last_reason)
+            metrics.throttle_changed(target, decision.reason)
             entry.last_reason = decision.reason
         if decision.hold and entry.holding_since is None:
             entry.holding_since = now
@@ -114,11 +133,28 @@ class Throttler:
             raise KeyError(name)
         entry.thresholds[name] = threshold
 
+    def targets(self) -> list[str]:
+        return sorted(self._targets)
+
+    def history(
+        self, target: str, name: str, *, now: float | None = None
+    ) -> list[tuple[float, float | None]]:
+        """A signal's recent readings as (seconds before now, value), oldest first, thinned to at most
+        HISTORY_SNAPSHOT_POINTS evenly spaced points (the newest always kept)."""
+        entry = self._targets.get(target)
+        points = list(entry.history.get(name, ())) if entry is not None else []
+        if not points:
+            return []
+        now = self._clock.now() if now is None else now
+        step = max(1, math.ceil(len(points) / HISTORY_SNAPSHOT_POINTS))
+        kept = points[::-1][::step][::-1]  # counted from the newest, so the newest is always there
+        return [(round(max(0.0, now - at), 3), value) for at, value in kept]
+
     def snapshot(self, target: str) -> dict[str, object]:
-        """Latest readings, thresholds and the decision, for the API and the status page."""
+        """Latest readings, thresholds, recent history and the decision, for the API and the status page."""
         entry = self._targets.get(target)
         if entry is None:
-            return {"signals": {}, "reason": None}
+            return {"signals": {}, "reason": None, "history": {}}
         decision = self.decide(target)
         now = self._clock.now()
         signals: dict[str, object] = {}
@@ -144,4 +180,5 @@ class Throttler:
                 "until_in_s": None if manual.until is None else round(manual.until - now, 1),
             },
             "held_for_s": round(self.held_for(target), 1),
+            "history": {name: self.history(target, name, now=now) for name in entry.sources},
         }
