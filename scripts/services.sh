@@ -136,6 +136,7 @@ ensure_packages() {
 	command -v mariadb >/dev/null 2>&1 && command -v mariadb-install-db >/dev/null 2>&1 || pkgs+=(mariadb-client mariadb-server)
 	command -v pt-online-schema-change >/dev/null 2>&1 || pkgs+=(percona-toolkit)
 	command -v prometheus >/dev/null 2>&1 || pkgs+=(prometheus) # tests start their own, on loopback
+	command -v chromium >/dev/null 2>&1 || pkgs+=(chromium) # the status page tests drive it headless
 	((${#pkgs[@]} == 0)) && return 0
 	mapfile -t pkgs < <(printf '%s\n' "${pkgs[@]}" | sort -u)
 	log "installing missing packages: ${pkgs[*]}"

@@ -32,6 +32,7 @@ from orchestrator.api.schemas import (
     StageRequest,
     WaitResult,
 )
+from orchestrator.api.status_page import install_status_page
 from orchestrator.domain.errors import SpecError
 from orchestrator.domain.plan import Stage
 from orchestrator.domain.states import RunStatus
@@ -85,6 +86,7 @@ def create_app(
     app.add_middleware(IdempotencyMiddleware)
     auth.install(app, tokens or TokenBook([]))
     app.add_middleware(ObservabilityMiddleware)
+    install_status_page(app)  # the page at / and /v1/targets; its cookie sign-in runs outermost
 
     def svc(request: Request) -> MigrationService:
         service: MigrationService = request.app.state.service

@@ -103,7 +103,7 @@ async def signals(request: Request, target: TargetName, _caller: Reader) -> Targ
 async def hold(request: Request, target: TargetName, body: ThrottleRequest, caller: Oncall) -> TargetSignals:
     """Hold all throttled work on the target (backfills wait between chunks) until lifted or expired."""
     throttler = _known(request, target)
-    throttler.hold(target, f"manual: {body.reason} (by {caller.name})", body.seconds)
+    throttler.hold(target, f"{body.reason} (by {caller.name})", body.seconds)
     return view(throttler, target)
 
 

@@ -109,9 +109,7 @@ async def test_error_rate_throttles_then_pauses_and_a_silent_prometheus_holds(
             held = await _rows(service, run.id)
             for _ in range(5):
                 assert throttler.reason("app") is not None
-                await eventually(
-                    _another_reading(throttler), timeout=5, what="another decision"
-                )
+                await eventually(_another_reading(throttler), timeout=5, what="another decision")
             assert await _rows(service, run.id) == held
         finally:
             await service.stop()
