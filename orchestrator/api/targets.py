@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from orchestrator.access import Principal, Scope
 from orchestrator.api import auth, problems
 from orchestrator.domain.errors import NotFoundError
+from orchestrator.domain.throttle import Threshold
 from orchestrator.engine.throttler import Throttler
 from orchestrator.service import MigrationService
 
@@ -116,3 +117,23 @@ async def hold(request: Request, target: TargetName, body: ThrottleRequest, call
 async def release(request: Request, target: TargetName, _caller: Oncall) -> Response:
     _known(request, target).release(target)
     return Response(status_code=204)
+
+
+@router.put(
+    "/v1/targets/{target}/signals/{signal}/threshold", response_model=TargetSignals, responses=ACTION_ERRORS
+)
+async def set_threshold(
+    request: Request,
+    target: TargetName,
+    signal: Annotated[str, Path(pattern=r"^[a-z][a-z0-9-]{0,60}$")],
+    body: Threshold,
+    _caller: Oncall,
+) -> TargetSignals:
+    """Change when one signal holds work (e.g. tolerate more lag off-peak); takes effect at the next
+    decision, and lasts until the service restarts (the configuration file stays the reference)."""
+    throttler = _known(request, target)
+    try:
+        throttler.set_threshold(target, signal, body)
+    except KeyError:
+        raise NotFoundError("signal of target", f"{target}/{signal}") from None
+    return view(throttler, target)

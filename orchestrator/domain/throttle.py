@@ -78,6 +78,8 @@ class Decision:
 
 def format_value(value: float, unit: str) -> str:
     if unit == "s":
+        if value < 1:
+            return f"{value:.3g}s"  # 0.05s stays 0.05s rather than rounding to a misleading 0.1s
         return f"{value:.1f}s" if value < 100 else f"{value:.0f}s"
     if unit == "ratio":
         return f"{value:.3g}"

@@ -152,3 +152,25 @@ async def test_cookie_sign_in_and_buttons_by_scope(tmp_path: Path, tokens: dict[
         # A bearer header still works as everywhere else, and wins over a cookie.
         bearer = {"Authorization": f"Bearer {tokens['pager']}", **cookie(tokens["viewer"])}
         assert (await client.delete("/v1/targets/app/throttle", headers=bearer)).status_code == 204
+
+
+async def test_a_threshold_changed_at_run_time_decides_the_next_hold(tmp_path: Path) -> None:
+    async with page_client(tmp_path) as client:
+        assert (await client.get("/v1/targets/app/signals")).json()["reason"] is None  # 0.1 s < 0.5 s
+        tightened = await client.put(
+            "/v1/targets/app/signals/replica-lag/threshold", json={"hold_at": 0.05, "resume_below": 0.02}
+        )
+        assert tightened.status_code == 200, tightened.text
+        assert tightened.json()["reason"] == "replica-lag 0.1s >= 0.05s"
+        assert tightened.json()["signals"]["replica-lag"]["threshold"]["hold_at"] == 0.05
+
+        unknown = await client.put("/v1/targets/app/signals/error-rate/threshold", json={"hold_at": 1})
+        assert unknown.status_code == 404
+        inverted = await client.put(
+            "/v1/targets/app/signals/replica-lag/threshold", json={"hold_at": 1, "resume_below": 2}
+        )
+        assert inverted.status_code == 422
+        assert "resume_below" in inverted.text
+        assert (await client.get("/v1/targets/app/signals")).json()["signals"]["replica-lag"]["threshold"][
+            "hold_at"
+        ] == 0.05, "a refused change changes nothing"
