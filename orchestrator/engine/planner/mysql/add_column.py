@@ -5,8 +5,8 @@ from __future__ import annotations
 from orchestrator.domain.errors import SpecError
 from orchestrator.domain.operations import AddColumn
 from orchestrator.domain.plan import Stage, Step, StepAction
+from orchestrator.engine.planner.context import PlanContext, step_id
 from orchestrator.engine.planner.mysql.sql import check_type, literal, quote_name
-from orchestrator.engine.planner.postgres.context import PlanContext, step_id
 
 RISK = (
     "Catalog-only (INSTANT) on MariaDB 10.3.7+ and MySQL 8.0.12+: a brief exclusive metadata lock, "

@@ -19,9 +19,9 @@ from orchestrator.domain.copy_tools import CopyTool as Tool
 from orchestrator.domain.errors import SpecError
 from orchestrator.domain.operations import AlterTable
 from orchestrator.domain.plan import Stage, Step, StepAction
+from orchestrator.engine.planner.context import PlanContext, step_id
 from orchestrator.engine.planner.mysql.alter_clause import analyse
 from orchestrator.engine.planner.mysql.sql import quote_name
-from orchestrator.engine.planner.postgres.context import PlanContext, step_id
 
 ESTIMATE = (
     "about 10 s per million rows on idle hardware (measured: pt-osc 9.4 s, gh-ost 13.5 s on MariaDB "

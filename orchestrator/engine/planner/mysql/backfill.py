@@ -11,7 +11,7 @@ from sqlglot.errors import ParseError, TokenError
 from orchestrator.domain.errors import SpecError
 from orchestrator.domain.operations import Backfill
 from orchestrator.domain.plan import BackfillWork, Stage, Step, StepAction
-from orchestrator.engine.planner.postgres.context import PlanContext, step_id
+from orchestrator.engine.planner.context import PlanContext, step_id
 
 # Functions that act beyond computing a value: they wait, lock, read files or move sequences.
 _SIDE_EFFECTS = {

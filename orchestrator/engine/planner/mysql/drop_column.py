@@ -5,8 +5,8 @@ from __future__ import annotations
 from orchestrator.domain.errors import SpecError
 from orchestrator.domain.operations import DropColumn
 from orchestrator.domain.plan import Stage, Step, StepAction
+from orchestrator.engine.planner.context import PlanContext, step_id
 from orchestrator.engine.planner.mysql.sql import quote_name
-from orchestrator.engine.planner.postgres.context import PlanContext, step_id
 
 
 def plan(op: DropColumn, index: int, context: PlanContext) -> None:

@@ -3,34 +3,25 @@
 from __future__ import annotations
 
 from orchestrator.domain.errors import SpecError
-from orchestrator.domain.operations import AddColumn, AlterTable, Backfill, CreateIndex, DropColumn
 from orchestrator.domain.plan import Stage, Step
 from orchestrator.domain.spec import MigrationSpec
+from orchestrator.engine.planner.context import OperationPlanner, PlanContext, plan_each
 from orchestrator.engine.planner.postgres import add_column, backfill, create_index, drop_column
-from orchestrator.engine.planner.postgres.context import PlanContext
+
+
+def _refuse_alter_table(_op: object, _index: int, _context: PlanContext) -> None:
+    # A raw MySQL ALTER run through a copy tool; PostgreSQL has lock-safe operations of its own.
+    raise SpecError([("", "alter_table is for MySQL targets; use the PostgreSQL operations")])
+
+
+PLANNERS: dict[str, OperationPlanner] = {
+    "add_column": add_column.plan,
+    "create_index": create_index.plan,
+    "backfill": backfill.plan,
+    "drop_column": drop_column.plan,
+    "alter_table": _refuse_alter_table,
+}
 
 
 def plan_steps(spec: MigrationSpec) -> dict[Stage, list[Step]]:
-    context = PlanContext(lock_timeout_ms=spec.settings.lock_timeout_ms)
-    problems: list[tuple[str, str]] = []
-    for index, op in enumerate(spec.ops()):
-        path = f"operations.{index}.{op.kind}"
-        try:
-            match op:
-                case AddColumn():
-                    add_column.plan(op, index, context)
-                case CreateIndex():
-                    create_index.plan(op, index, context)
-                case Backfill():
-                    backfill.plan(op, index, context)
-                case DropColumn():
-                    drop_column.plan(op, index, context)
-                case AlterTable():
-                    raise SpecError([("", "alter_table is for MySQL targets; use the PostgreSQL operations")])
-        except SpecError as error:
-            problems.extend(
-                (f"{path}.{field}" if field else path, message) for field, message in error.problems
-            )
-    if problems:
-        raise SpecError(problems)
-    return context.steps
+    return plan_each(spec, PLANNERS, "postgres")

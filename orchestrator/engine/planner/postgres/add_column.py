@@ -6,7 +6,7 @@ from orchestrator.domain.errors import SpecError
 from orchestrator.domain.identifiers import quote_ident, quote_literal
 from orchestrator.domain.operations import AddColumn
 from orchestrator.domain.plan import Stage, Step, StepAction
-from orchestrator.engine.planner.postgres.context import PlanContext, step_id
+from orchestrator.engine.planner.context import PlanContext, step_id
 
 
 def plan(op: AddColumn, index: int, context: PlanContext) -> None:

@@ -9,7 +9,7 @@ from pglast.visitors import Visitor
 from orchestrator.domain.errors import SpecError
 from orchestrator.domain.operations import Backfill
 from orchestrator.domain.plan import BackfillWork, Stage, Step, StepAction
-from orchestrator.engine.planner.postgres.context import PlanContext, step_id
+from orchestrator.engine.planner.context import PlanContext, step_id
 
 
 def check_expression(expression: str) -> None:

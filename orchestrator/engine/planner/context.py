@@ -1,0 +1,55 @@
+"""What the per-operation planners share while walking one spec in order."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.domain.errors import SpecError
+from orchestrator.domain.plan import Stage, Step
+from orchestrator.domain.spec import MigrationSpec
+
+
+@dataclass
+class PlanContext:
+    lock_timeout_ms: int
+    steps: dict[Stage, list[Step]] = field(default_factory=dict)
+    # Columns this spec adds, so a later backfill knows dropping them undoes it.
+    added_columns: set[tuple[str, str]] = field(default_factory=set)
+    dropped_columns: set[tuple[str, str]] = field(default_factory=set)
+    backfilled_columns: set[tuple[str, str]] = field(default_factory=set)
+    index_names: set[str] = field(default_factory=set)
+
+    def add(self, step: Step) -> None:
+        self.steps.setdefault(step.stage, []).append(step)
+
+
+def step_id(stage: Stage, index: int, kind: str, suffix: str) -> str:
+    return f"{stage.value}.{index:02d}.{kind}.{suffix}"
+
+
+OperationPlanner = Callable[[Any, int, PlanContext], None]
+
+
+def plan_each(
+    spec: MigrationSpec, planners: Mapping[str, OperationPlanner], engine: str
+) -> dict[Stage, list[Step]]:
+    """Plan every operation in order with its engine's planner, collecting every problem with its
+    field path (`operations.2.backfill.expression`) rather than stopping at the first."""
+    context = PlanContext(lock_timeout_ms=spec.settings.lock_timeout_ms)
+    problems: list[tuple[str, str]] = []
+    for index, op in enumerate(spec.ops()):
+        path = f"operations.{index}.{op.kind}"
+        planner = planners.get(op.kind)
+        try:
+            if planner is None:
+                raise SpecError([("", f"{op.kind} is not available on {engine} targets")])
+            planner(op, index, context)
+        except SpecError as error:
+            problems.extend(
+                (f"{path}.{field}" if field else path, message) for field, message in error.problems
+            )
+    if problems:
+        raise SpecError(problems)
+    return context.steps
