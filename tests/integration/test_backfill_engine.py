@@ -13,8 +13,8 @@ import pytest
 from orchestrator.domain.errors import SpecError
 from orchestrator.domain.plan import Stage
 from orchestrator.domain.states import RunStatus
-from tests.integration.test_service_crash import free_port, run_key, service_process
 from tests.support.pg import build_service, connect, eventually, fresh_database, settle
+from tests.support.service import free_port, run_key, service_process
 from tests.support.writer import SqlWriter, Statement
 
 pytestmark = pytest.mark.integration

@@ -20,7 +20,6 @@ import pytest
 from orchestrator.domain.plan import Stage
 from orchestrator.domain.run import EventType
 from orchestrator.domain.states import RunStatus
-from tests.integration.test_service_crash import free_port, service_process
 from tests.support.mysql import (
     MysqlPair,
     SqlWriter,
@@ -35,6 +34,7 @@ from tests.support.mysql import (
     table_checksum,
     wait_for_replica,
 )
+from tests.support.service import free_port, service_process
 
 pytestmark = pytest.mark.integration
 

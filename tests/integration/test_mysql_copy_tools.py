@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,9 +27,9 @@ from orchestrator.domain.plan import Stage
 from orchestrator.domain.run import EventType, Run
 from orchestrator.domain.states import RunStatus
 from orchestrator.service import MigrationService, TargetRegistry
-from tests.integration.test_service_crash import free_port, run_key
 from tests.support.mirror_writer import MirroredWriter
 from tests.support.mysql import MysqlPair, eventually, fresh_database, query, scalar, settle, wait_for_replica
+from tests.support.service import free_port, run_key, service_process
 
 pytestmark = pytest.mark.integration
 
@@ -293,37 +291,9 @@ async def test_a_new_unique_key_over_duplicates_is_refused_before_anything_is_co
         assert await leftovers(pair.primary) == []
 
 
-@asynccontextmanager
-async def service_process(dsn: str, state_dir: Path, port: int) -> AsyncIterator[subprocess.Popen[bytes]]:
-    env = {
-        **os.environ,
-        "OSCTL_TARGET_APP": dsn,
-        "OSCTL_STATE_URL": f"sqlite+aiosqlite:///{state_dir / 'state.db'}",
-        "OSCTL_PORT": str(port),
-        "OSCTL_COPY_DIR": str(state_dir / "copy"),
-        "GH_OST_BIN": "",
-    }
-    osctl = Path(sys.executable).parent / "osctl"
-    log = (state_dir / "service.log").open("ab")
-    process = subprocess.Popen([str(osctl), "serve"], env=env, stdout=log, stderr=log)
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-
-            async def ready() -> bool:
-                if process.poll() is not None:
-                    raise AssertionError(f"service exited with {process.returncode}")
-                try:
-                    return (await client.get("/readyz")).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            await eventually(ready, timeout=30, what="the service to be ready")
-        yield process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            process.wait(timeout=30)
-        log.close()
+def copy_env(state_dir: Path) -> dict[str, str]:
+    """The copy tools' settings for a service process: its own working directory, no gh-ost."""
+    return {"OSCTL_COPY_DIR": str(state_dir / "copy"), "GH_OST_BIN": ""}
 
 
 def tools_running(table_marker: str) -> list[int]:
@@ -351,7 +321,7 @@ async def test_kill_9_mid_copy_the_restarted_service_removes_the_leftovers_and_c
         port = free_port()
         marker = f"D={pair.database},t=accounts"
         async with (
-            service_process(target_dsn(pair), tmp_path, port) as process,
+            service_process(target_dsn(pair), tmp_path, port, copy_env(tmp_path)) as process,
             httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as api,
         ):
             created = await api.post("/v1/migrations", json=spec, headers={"Idempotency-Key": run_key()})
@@ -379,7 +349,7 @@ async def test_kill_9_mid_copy_the_restarted_service_removes_the_leftovers_and_c
         assert await checksum(pair.primary, "accounts") == before, "the original is untouched"
 
         async with (
-            service_process(target_dsn(pair), tmp_path, port),
+            service_process(target_dsn(pair), tmp_path, port, copy_env(tmp_path)),
             httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as api,
         ):
             waited = await api.get(

@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
-import sys
-import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,51 +11,11 @@ import pytest
 
 from adapters.postgres.workload import BAND_EXPRESSION, create_accounts
 from tests.support.pg import connect, eventually, fresh_database
+from tests.support.service import free_port, run_key, service_process
 
 pytestmark = pytest.mark.integration
 
 ROWS = 30_000
-
-
-def run_key() -> str:
-    return str(uuid.uuid4())
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@asynccontextmanager
-async def service_process(dsn: str, state_dir: Path, port: int) -> AsyncIterator[subprocess.Popen[bytes]]:
-    env = {
-        **os.environ,
-        "OSCTL_TARGET_APP": dsn,
-        "OSCTL_STATE_URL": f"sqlite+aiosqlite:///{state_dir / 'state.db'}",
-        "OSCTL_PORT": str(port),
-    }
-    osctl = Path(sys.executable).parent / "osctl"
-    log = (state_dir / "service.log").open("ab")
-    process = subprocess.Popen([str(osctl), "serve"], env=env, stdout=log, stderr=log)
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-
-            async def ready() -> bool:
-                if process.poll() is not None:
-                    raise AssertionError(f"service exited with {process.returncode}")
-                try:
-                    return (await client.get("/readyz")).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            await eventually(ready, timeout=30, what="the service to be ready")
-        yield process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            process.wait(timeout=30)
-        log.close()
 
 
 async def test_kill_9_mid_backfill_resumes_from_the_checkpoint_and_processes_no_row_twice(
