@@ -9,7 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.domain.errors import SpecError
-from orchestrator.domain.operations import Operation, OperationEntry
+from orchestrator.domain.operations import OPERATION_MODELS, Operation, OperationEntry
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,99}$"
 
@@ -81,13 +81,8 @@ def spec_json_schema() -> dict[str, Any]:
     schema = MigrationSpec.model_json_schema(mode="validation")
     definitions = schema.get("$defs", {})
     entries = []
-    for kind, model_name in (
-        ("add_column", "AddColumn"),
-        ("create_index", "CreateIndex"),
-        ("backfill", "Backfill"),
-        ("drop_column", "DropColumn"),
-        ("alter_table", "AlterTable"),
-    ):
+    for kind, model in OPERATION_MODELS.items():
+        model_name = model.__name__
         params = dict(definitions[model_name])
         params["properties"] = {k: v for k, v in params["properties"].items() if k != "kind"}
         definitions[model_name] = params

@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 
 from orchestrator.domain.errors import SpecError
-from orchestrator.domain.operations import KINDS, AddColumn, Backfill, CreateIndex, DropColumn
+from orchestrator.domain.operations import (
+    KINDS,
+    OPERATION_MODELS,
+    AddColumn,
+    Backfill,
+    CreateIndex,
+    DropColumn,
+)
 from orchestrator.domain.spec import load_spec_text, parse_spec, spec_json_schema
 
 ADD = {"add_column": {"table": "users", "column": {"name": "band", "type": "text"}}}
@@ -98,7 +105,7 @@ def test_type_name_is_normalised_in_the_model() -> None:
         ),
         (
             spec({"create_index": {"table": "users", "name": "i", "columns": []}}),
-            "operations.0.create_index.columns",
+            "operations.0.create_index",
         ),
         (
             spec({"create_index": {"table": "users", "name": "i", "columns": ["a"], "method": "rtree"}}),
@@ -287,13 +294,7 @@ def test_empty_text_is_refused() -> None:
 
 # --- JSON Schema -------------------------------------------------------------------------------
 
-MODELS = {
-    "add_column": "AddColumn",
-    "create_index": "CreateIndex",
-    "backfill": "Backfill",
-    "drop_column": "DropColumn",
-    "alter_table": "AlterTable",
-}
+MODELS = {kind: model.__name__ for kind, model in OPERATION_MODELS.items()}
 
 
 def _resolve(schema: dict[str, Any], ref: str) -> dict[str, Any]:
@@ -328,7 +329,7 @@ def test_schema_items_are_one_key_mappings_for_every_kind() -> None:
     items = schema["properties"]["operations"]["items"]
     assert set(items) == {"oneOf"}  # no discriminator/anyOf on the tagged form left behind
     entries = items["oneOf"]
-    assert len(entries) == len(KINDS) == 5
+    assert len(entries) == len(KINDS) == 15
     kinds = []
     for entry in entries:
         assert entry["type"] == "object"
@@ -353,12 +354,7 @@ def test_schema_parameters_have_no_kind_and_no_extra_keys(kind: str) -> None:
 
 def test_schema_parameter_properties_match_the_models() -> None:
     schema = spec_json_schema()
-    for kind, model in (
-        ("add_column", AddColumn),
-        ("create_index", CreateIndex),
-        ("backfill", Backfill),
-        ("drop_column", DropColumn),
-    ):
+    for kind, model in OPERATION_MODELS.items():
         params = _resolve(schema, f"#/$defs/{MODELS[kind]}")
         assert set(params["properties"]) == set(model.model_fields) - {"kind"}
     column = _resolve(schema, "#/$defs/ColumnDefinition")
@@ -366,7 +362,7 @@ def test_schema_parameter_properties_match_the_models() -> None:
     assert set(column["required"]) == {"name", "type"}
     index = _resolve(schema, "#/$defs/CreateIndex")
     assert index["properties"]["method"]["enum"] == ["btree", "hash", "gin", "gist", "brin"]
-    assert index["properties"]["columns"]["minItems"] == 1
+    assert index["properties"]["columns"]["maxItems"] == 32
 
 
 def test_schema_refs_all_resolve_and_defs_are_closed() -> None:
