@@ -47,7 +47,7 @@ from orchestrator.domain.states import (
 from orchestrator.engine.clock import SystemClock
 from orchestrator.engine.events import EventSink, new_event
 from orchestrator.engine.planner import plan_migration
-from orchestrator.engine.preflight import preflight
+from orchestrator.engine.preflight import preflight_problems, read_live_schema
 from orchestrator.engine.rollback import rollback_steps
 from orchestrator.engine.runner import RetryPolicy
 from orchestrator.leadership import SingleReplicaLeadership
@@ -322,12 +322,16 @@ class MigrationService:
             known = ", ".join(self._targets.names()) or "none configured"
             raise SpecError([("target", f"unknown target {target!r}; configured: {known}")])
         engine = self._targets.engine(target)
-        plan = plan_migration(spec, engine)
+        plan_migration(spec, engine)  # a spec the planner refuses never costs a database round trip
         database = self._targets.open(target)
         try:
-            await preflight(spec, database, target)
+            live = await read_live_schema(spec, database)
         finally:
             await database.close()
+        plan = plan_migration(spec, engine, live.tables)
+        problems = preflight_problems(spec, live, target)
+        if problems:
+            raise SpecError(problems)
         now = datetime.now(UTC)
         run = Run(
             id=_new_id(spec.name),

@@ -236,7 +236,7 @@ INVALID_SPECS = [
         id="bad-column-type",
     ),
     pytest.param(
-        _with_operations({"rename_table": {"table": "accounts", "to": "clients"}}),
+        _with_operations({"truncate_table": {"table": "accounts"}}),
         "operations.0",
         id="unknown-operation-kind",
     ),

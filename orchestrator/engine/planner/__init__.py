@@ -8,6 +8,7 @@ from orchestrator.domain.errors import SpecError
 from orchestrator.domain.plan import PLAN_STAGES, Plan, Stage, StagePlan, Step
 from orchestrator.domain.spec import MigrationSpec
 from orchestrator.engine.planner import mysql, postgres
+from orchestrator.engine.planner.context import LiveTables
 
 STAGE_PURPOSE = {
     Stage.EXPAND: "Additive, lock-safe changes that old and new application code both tolerate.",
@@ -16,15 +17,16 @@ STAGE_PURPOSE = {
     Stage.CONTRACT: "Destructive cleanup the old application version depended on; runs only after the gate.",
 }
 
-EnginePlanner = Callable[[MigrationSpec], dict[Stage, list[Step]]]
+EnginePlanner = Callable[[MigrationSpec, LiveTables], dict[Stage, list[Step]]]
 PLANNERS: dict[str, EnginePlanner] = {"postgres": postgres.plan_steps, "mysql": mysql.plan_steps}
 
 
-def plan_migration(spec: MigrationSpec, engine: str = "postgres") -> Plan:
+def plan_migration(spec: MigrationSpec, engine: str = "postgres", tables: LiveTables = None) -> Plan:
+    """`tables`: the live tables the spec touches, when planned against a database."""
     planner = PLANNERS.get(engine)
     if planner is None:
         raise SpecError([("engine", f"no planner for engine {engine!r}; known: {', '.join(PLANNERS)}")])
-    steps_by_stage = planner(spec)
+    steps_by_stage = planner(spec, tables)
     stages = [
         StagePlan(stage=stage, purpose=STAGE_PURPOSE[stage], steps=steps_by_stage.get(stage, []))
         for stage in PLAN_STAGES

@@ -8,6 +8,7 @@ from typing import Any
 
 from orchestrator.domain.errors import SpecError
 from orchestrator.domain.plan import Stage, Step
+from orchestrator.domain.schema import TableInfo
 from orchestrator.domain.spec import MigrationSpec
 
 
@@ -20,6 +21,10 @@ class PlanContext:
     dropped_columns: set[tuple[str, str]] = field(default_factory=set)
     backfilled_columns: set[tuple[str, str]] = field(default_factory=set)
     index_names: set[str] = field(default_factory=set)
+    # The live tables when the plan is made against a database (None when planned offline, e.g.
+    # `osctl plan` without a target): lets a planner pick a strategy from the real schema, such as a
+    # shadow table for a primary-key column. Planning stays pure: this is data read beforehand.
+    tables: Mapping[str, TableInfo | None] | None = None
 
     def add(self, step: Step) -> None:
         self.steps.setdefault(step.stage, []).append(step)
@@ -30,14 +35,18 @@ def step_id(stage: Stage, index: int, kind: str, suffix: str) -> str:
 
 
 OperationPlanner = Callable[[Any, int, PlanContext], None]
+LiveTables = Mapping[str, TableInfo | None] | None
 
 
 def plan_each(
-    spec: MigrationSpec, planners: Mapping[str, OperationPlanner], engine: str
+    spec: MigrationSpec,
+    planners: Mapping[str, OperationPlanner],
+    engine: str,
+    tables: Mapping[str, TableInfo | None] | None = None,
 ) -> dict[Stage, list[Step]]:
     """Plan every operation in order with its engine's planner, collecting every problem with its
     field path (`operations.2.backfill.expression`) rather than stopping at the first."""
-    context = PlanContext(lock_timeout_ms=spec.settings.lock_timeout_ms)
+    context = PlanContext(lock_timeout_ms=spec.settings.lock_timeout_ms, tables=tables)
     problems: list[tuple[str, str]] = []
     for index, op in enumerate(spec.ops()):
         path = f"operations.{index}.{op.kind}"

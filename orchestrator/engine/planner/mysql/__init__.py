@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from orchestrator.domain.plan import Stage, Step
 from orchestrator.domain.spec import MigrationSpec
-from orchestrator.engine.planner.context import OperationPlanner, plan_each
+from orchestrator.engine.planner.context import LiveTables, OperationPlanner, plan_each
 from orchestrator.engine.planner.mysql import add_column, alter_table, backfill, create_index, drop_column
 
 PLANNERS: dict[str, OperationPlanner] = {
@@ -17,5 +17,5 @@ PLANNERS: dict[str, OperationPlanner] = {
 }
 
 
-def plan_steps(spec: MigrationSpec) -> dict[Stage, list[Step]]:
-    return plan_each(spec, PLANNERS, "mysql")
+def plan_steps(spec: MigrationSpec, tables: LiveTables = None) -> dict[Stage, list[Step]]:
+    return plan_each(spec, PLANNERS, "mysql", tables)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from orchestrator.domain.errors import SpecError
 from orchestrator.domain.plan import Stage, Step
 from orchestrator.domain.spec import MigrationSpec
-from orchestrator.engine.planner.context import OperationPlanner, PlanContext, plan_each
+from orchestrator.engine.planner.context import LiveTables, OperationPlanner, PlanContext, plan_each
 from orchestrator.engine.planner.postgres import add_column, backfill, create_index, drop_column
 
 
@@ -23,5 +23,5 @@ PLANNERS: dict[str, OperationPlanner] = {
 }
 
 
-def plan_steps(spec: MigrationSpec) -> dict[Stage, list[Step]]:
-    return plan_each(spec, PLANNERS, "postgres")
+def plan_steps(spec: MigrationSpec, tables: LiveTables = None) -> dict[Stage, list[Step]]:
+    return plan_each(spec, PLANNERS, "postgres", tables)
