@@ -214,6 +214,10 @@ pg_runtime_conf() { # <datadir> <port> [primary port]
 		echo "# written by scripts/services.sh on every start"
 		echo "port = $2"
 		echo "unix_socket_directories = '$PG_SOCK_DIR'"
+		# Statement statistics: the contract safety proof looks for queries that still use what
+		# contract is about to drop (pg_stat_statements, when the extension is created).
+		echo "shared_preload_libraries = 'pg_stat_statements'"
+		echo "pg_stat_statements.track = all"
 		if [[ -n ${3:-} ]]; then
 			echo "primary_conninfo = 'host=127.0.0.1 port=$3 user=postgres application_name=$PG_SLOT'"
 			echo "primary_slot_name = '$PG_SLOT'"
@@ -372,6 +376,8 @@ character_set_server           = utf8mb4
 collation_server               = utf8mb4_general_ci
 max_connections                = 200
 innodb_flush_log_at_trx_commit = 2
+# Statement digests and index usage for the contract safety proof (off by default on MariaDB).
+performance_schema             = ON
 $extra
 EOF
 	chmod 0600 "$(my_cnf "$name")"
