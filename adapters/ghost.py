@@ -55,8 +55,53 @@ class GhostRun:
     assume_rbr: bool = True
 
 
-def ghost_argv(binary: str, run: GhostRun) -> list[str]:
-    """The whole command line. No password: credentials come from --conf."""
+# Flags that not every gh-ost release knows (both came with 1.1.8). Without --skip-metadata-lock-check
+# an older release simply performs no metadata-lock check, so leaving it out changes nothing; --gtid is
+# only passed on request, and a release without it is refused rather than silently run by file/position.
+VERSIONED_FLAGS = frozenset({"gtid", "skip-metadata-lock-check"})
+_HELP_FLAG = re.compile(r"^\s+-([a-z][a-z0-9-]*)\b")
+
+
+def parse_help_flags(help_text: str) -> frozenset[str]:
+    """The flag names `gh-ost --help` lists (Go's flag package: two spaces, a dash, the name)."""
+    return frozenset(match.group(1) for line in help_text.splitlines() if (match := _HELP_FLAG.match(line)))
+
+
+_FLAGS_CACHE: dict[str, frozenset[str]] = {}
+
+
+async def supported_flags(binary: str) -> frozenset[str]:
+    """What this binary accepts, read once per path from its --help (exit status 0 or 2 alike)."""
+    cached = _FLAGS_CACHE.get(binary)
+    if cached is not None:
+        return cached
+    process = await asyncio.create_subprocess_exec(
+        binary, "--help", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    output, _ = await process.communicate()
+    flags = parse_help_flags(output.decode(errors="replace"))
+    _FLAGS_CACHE[binary] = flags
+    return flags
+
+
+class GhostFlagUnsupportedError(RuntimeError):
+    pass
+
+
+def ghost_argv(binary: str, run: GhostRun, supported: frozenset[str] | None = None) -> list[str]:
+    """The whole command line. No password: credentials come from --conf.
+
+    `supported`: the flags the binary lists in --help (None: assume the current release). A
+    versioned flag the binary lacks is left out where that is harmless and refused where it is not.
+    """
+    if supported is not None and run.gtid and "gtid" not in supported:
+        raise GhostFlagUnsupportedError(
+            "this gh-ost has no --gtid (it came with gh-ost 1.1.8): upgrade it, or unset OSCTL_GHOST_GTID"
+        )
+
+    def knows(flag: str) -> bool:
+        return supported is None or flag not in VERSIONED_FLAGS or flag in supported
+
     argv = [
         binary,
         f"--conf={run.conf_file}",
@@ -81,7 +126,7 @@ def ghost_argv(binary: str, run: GhostRun) -> list[str]:
         argv.append("--throttle-control-replicas=" + ",".join(str(r) for r in run.throttle_control_replicas))
     if run.gtid:
         argv.append("--gtid")
-    if run.skip_metadata_lock_check:
+    if run.skip_metadata_lock_check and knows("skip-metadata-lock-check"):
         argv.append("--skip-metadata-lock-check")
     if run.assume_rbr:
         argv.append("--assume-rbr")

@@ -29,6 +29,7 @@ from adapters.mysql.pool import error_code
 from adapters.mysql.verify import Column, Comparison, Range, compare_range
 from adapters.process import ToolProcess
 from orchestrator.domain.copy_tools import CopyTool, CopyWork
+from orchestrator.domain.errors import StepFailedError
 from orchestrator.domain.plan import Step
 
 if TYPE_CHECKING:
@@ -148,8 +149,14 @@ class GhostCopy:
             throttle_flag_file=files.throttle,
         )
         state = ghost.GhostState()
+        try:
+            argv = ghost.ghost_argv(
+                settings.ghost_binary, run, await ghost.supported_flags(settings.ghost_binary)
+            )
+        except ghost.GhostFlagUnsupportedError as error:
+            raise StepFailedError(self._step.id, self._step.description, str(error)) from error
         process = await ToolProcess.start(
-            ghost.ghost_argv(settings.ghost_binary, run),
+            argv,
             on_line=lambda _stream, line: ghost.feed(state, line),
             pid_file=files.pid,
         )

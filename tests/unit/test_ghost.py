@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from adapters.ghost import (
+    GhostFlagUnsupportedError,
     GhostRun,
     GhostState,
     conf_text,
@@ -19,6 +20,7 @@ from adapters.ghost import (
     duration_seconds,
     feed,
     ghost_argv,
+    parse_help_flags,
     parse_status,
     send,
     socket_command,
@@ -278,3 +280,35 @@ async def test_socket_client_gives_up_on_a_silent_server(tmp_path: Path) -> None
         server.close()
     with pytest.raises(OSError):
         await send(tmp_path / "missing.sock", "status")
+
+
+# The head of `gh-ost --help` as Go's flag package prints it (gh-ost 1.1.6, which predates --gtid and
+# --skip-metadata-lock-check).
+HELP_1_1_6 = """Usage of gh-ost:
+  -aliyun-rds
+    \tset to 'true' when you execute on Aliyun RDS.
+  -allow-on-master
+    \tallow this migration to run directly on master. Preferably it would run on a replica
+  -alter string
+    \talter statement (mandatory)
+  -postpone-cut-over-flag-file string
+    \twhile this file exists, migration will postpone the final stage of swapping tables
+"""
+
+
+def test_help_flags_are_parsed_from_go_flag_usage() -> None:
+    assert parse_help_flags(HELP_1_1_6) == {
+        "aliyun-rds",
+        "allow-on-master",
+        "alter",
+        "postpone-cut-over-flag-file",
+    }
+
+
+def test_an_older_gh_ost_runs_without_the_flags_it_does_not_know_and_refuses_gtid() -> None:
+    older = parse_help_flags(HELP_1_1_6)
+    assert "--skip-metadata-lock-check" in ghost_argv("gh-ost", RUN)
+    assert "--skip-metadata-lock-check" not in ghost_argv("gh-ost", RUN, older)
+    assert ghost_argv("gh-ost", RUN, older | {"skip-metadata-lock-check"}) == ghost_argv("gh-ost", RUN)
+    with pytest.raises(GhostFlagUnsupportedError, match="--gtid"):
+        ghost_argv("gh-ost", replace(RUN, gtid=True), older)
