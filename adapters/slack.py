@@ -19,6 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from adapters.slack_blocks import message_blocks
 from orchestrator.domain.run import BackfillProgress, EventType, MigrationEvent, Run
 from orchestrator.domain.states import RunStatus
 from orchestrator.ports import Clock, Notifier
@@ -316,11 +317,18 @@ class SlackNotifier:
         # may hand us before the store has the handle we just saved.
         self._refs: dict[str, dict[str, Any]] = {}
         self._last_progress: dict[str, float] = {}
+        # The latest action a person took, shown under the status ("approved by ..."), per migration.
+        self._last_action: dict[str, str] = {}
 
     async def notify(self, run: Run, event: MigrationEvent) -> None:
         try:
             if event.type is EventType.BACKFILL_PROGRESS and not self._progress_due(run.id):
                 return
+            actor = (event.data or {}).get("actor")
+            if actor:
+                self._last_action[run.id] = redact(
+                    f":bust_in_silhouette: {_escape(event.message)} by {_escape(str(actor))}"
+                )
             self._worker.submit(run.id, lambda: self._refresh(run))
             if event.type in THREADED_EVENTS:
                 self._worker.submit(run.id, lambda: self._reply(run, event))
@@ -347,17 +355,19 @@ class SlackNotifier:
 
     async def _refresh(self, run: Run) -> None:
         text = render_status(run)
+        blocks = message_blocks(run, text, self._last_action.get(run.id), redact)
         ref = self._known_ref(run)
         if ref is None:
-            await self._post_main(run, text)
+            await self._post_main(run, text, blocks)
             return
         await self._api(
-            run.id, lambda: self._client.chat_update(channel=ref["channel"], ts=ref["ts"], text=text)
+            run.id,
+            lambda: self._client.chat_update(channel=ref["channel"], ts=ref["ts"], text=text, blocks=blocks),
         )
 
-    async def _post_main(self, run: Run, text: str) -> None:
+    async def _post_main(self, run: Run, text: str, blocks: list[dict[str, Any]]) -> None:
         response = await self._api(
-            run.id, lambda: self._client.chat_postMessage(channel=self._channel, text=text)
+            run.id, lambda: self._client.chat_postMessage(channel=self._channel, text=text, blocks=blocks)
         )
         # chat.update needs the channel id Slack answers with, not the name we may have configured.
         ref = {"channel": str(response["channel"]), "ts": str(response["ts"])}

@@ -205,12 +205,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from orchestrator.api.app import create_app
+    from orchestrator.api.slack import SlackInteractivity
     from orchestrator.bootstrap import build_service, build_tokens
     from orchestrator.logging import configure_logging
 
     settings = load_settings()
     configure_logging(settings.log_format, settings.log_level)
-    app = create_app(lambda: build_service(settings), tokens=build_tokens(settings))
+    slack = (
+        SlackInteractivity(settings.slack_signing_secret.get_secret_value(), settings.slack_users)
+        if settings.slack_signing_secret is not None
+        else None
+    )
+    app = create_app(lambda: build_service(settings), tokens=build_tokens(settings), slack=slack)
 
     class DrainingServer(uvicorn.Server):
         """On SIGTERM, drain the service first (stages checkpoint, long-polls answer, leadership is

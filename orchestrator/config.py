@@ -12,10 +12,11 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from orchestrator.access import TokenRecord, parse_tokens
+from orchestrator.access import Scope, TokenRecord, parse_tokens
 from orchestrator.domain.errors import SpecError
 from orchestrator.domain.plan import Stage
 from orchestrator.signals_config import TargetSignals, parse_signals
+from orchestrator.slack_actions import parse_users
 from orchestrator.windows import DEFAULT_WINDOWED_STAGES, MaintenanceWindow, parse_windows
 
 TARGET_PREFIX = "OSCTL_TARGET_"
@@ -47,6 +48,9 @@ class Settings(BaseModel):
     slack_channel: str | None = None
     slack_webhook_url: SecretStr | None = None
     slack_base_url: str | None = None
+    # Buttons on the Slack message: requests signed with this secret; Slack user ID -> scopes.
+    slack_signing_secret: SecretStr | None = None
+    slack_users: dict[str, frozenset[Scope]] = Field(default_factory=dict)
     # Service (issue 7): leadership, access, windows, concurrency, webhooks.
     replica_id: str | None = None
     leader_election: bool | None = None  # None: on when the state store is PostgreSQL
@@ -133,6 +137,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         slack_channel=env.get("OSCTL_SLACK_CHANNEL"),
         slack_webhook_url=_secret(env, "OSCTL_SLACK_WEBHOOK_URL"),
         slack_base_url=env.get("OSCTL_SLACK_BASE_URL"),
+        slack_signing_secret=_secret(env, "OSCTL_SLACK_SIGNING_SECRET"),
+        slack_users=_slack_users(env),
         replica_id=env.get("OSCTL_REPLICA_ID") or env.get("OSCTL_POD_NAME") or None,
         leader_election=_flag(env, "OSCTL_LEADER_ELECTION"),
         leader_lock_key=int(env.get("OSCTL_LEADER_LOCK_KEY", str(DEFAULT_LEADER_LOCK_KEY))),
@@ -189,6 +195,17 @@ def _tokens(env: Mapping[str, str]) -> list[TokenRecord]:
         return parse_tokens(yaml.safe_load(text.get_secret_value()))
     except (ValueError, yaml.YAMLError) as error:
         raise SpecError([("OSCTL_TOKENS", str(error))]) from error
+
+
+def _slack_users(env: Mapping[str, str]) -> dict[str, frozenset[Scope]]:
+    """OSCTL_SLACK_USERS[_FILE]: `{U012ABC: [oncall], U034DEF: [pipeline, oncall]}`, YAML or JSON."""
+    text = _secret(env, "OSCTL_SLACK_USERS")
+    if text is None:
+        return {}
+    try:
+        return parse_users(yaml.safe_load(text.get_secret_value()))
+    except (ValueError, yaml.YAMLError) as error:
+        raise SpecError([("OSCTL_SLACK_USERS", str(error))]) from error
 
 
 def _windows(env: Mapping[str, str]) -> dict[str, tuple[MaintenanceWindow, ...]]:

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from orchestrator import metrics
 from orchestrator.access import Principal, Scope, TokenBook
 from orchestrator.api import auth, problems
+from orchestrator.api import slack as slack_api
 from orchestrator.api.idempotency import IdempotencyMiddleware
 from orchestrator.api.observability import ObservabilityMiddleware
 from orchestrator.api.openapi import finish_openapi
@@ -56,7 +57,10 @@ ACTION_ERRORS = problems.responses(400, 401, 403, 404, 409, 422, 503)
 
 
 def create_app(
-    service_factory: Callable[[], MigrationService], *, tokens: TokenBook | None = None
+    service_factory: Callable[[], MigrationService],
+    *,
+    tokens: TokenBook | None = None,
+    slack: slack_api.SlackInteractivity | None = None,
 ) -> FastAPI:
     """`service_factory` is called once at start-up, so tests and `serve` wire their own service.
 
@@ -87,6 +91,7 @@ def create_app(
     auth.install(app, tokens or TokenBook([]))
     app.add_middleware(ObservabilityMiddleware)
     install_status_page(app)  # the page at / and /v1/targets; its cookie sign-in runs outermost
+    slack_api.install(app, slack)  # Slack's buttons: signed by Slack, not by a bearer token
 
     def svc(request: Request) -> MigrationService:
         service: MigrationService = request.app.state.service

@@ -23,7 +23,10 @@ from orchestrator.api import problems
 log = structlog.get_logger(__name__)
 
 # Paths anyone may call: probes, metrics scrapes and the API description.
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/redoc"})
+# /slack/interactivity authenticates by Slack's request signature instead of a bearer token.
+OPEN_PATHS = frozenset(
+    {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/redoc", "/slack/interactivity"}
+)
 
 bearer = HTTPBearer(
     auto_error=False,

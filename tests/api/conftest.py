@@ -14,6 +14,7 @@ import pytest
 from adapters.postgres.workload import create_accounts
 from orchestrator.access import TokenBook
 from orchestrator.api.app import create_app
+from orchestrator.api.slack import SlackInteractivity
 from orchestrator.service import MigrationService
 from tests.support.pg import PgPair, build_service, connect, fresh_database
 from tests.support.slack_recorder import slack_recorder
@@ -31,13 +32,17 @@ async def with_idempotency_key(request: httpx.Request) -> None:
 
 @asynccontextmanager
 async def running_api(
-    service_factory: Callable[[], MigrationService], *, tokens: TokenBook | None = None, keys: bool = True
+    service_factory: Callable[[], MigrationService],
+    *,
+    tokens: TokenBook | None = None,
+    keys: bool = True,
+    slack: SlackInteractivity | None = None,
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The app with its lifespan run (ASGITransport does not run it) and a client talking to it.
 
     With `keys` every POST gets an Idempotency-Key unless it carries one.
     """
-    app = create_app(service_factory, tokens=tokens)
+    app = create_app(service_factory, tokens=tokens, slack=slack)
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(
