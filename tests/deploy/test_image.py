@@ -1,21 +1,23 @@
 """The container image: built from the Dockerfile, then started read-only as it runs in Kubernetes.
 
-Runs only where a Docker engine is reachable (`docker info` answers; the test never starts dockerd)
-and a base image is at hand. No registry is reachable on these machines, so the base comes from
-OSCTL_TEST_BASE_IMAGE: a local Debian bookworm image with python3 (3.11) and python3-venv, e.g.
+`make test` runs `scripts/docker-engine.sh start` first: it starts dockerd where it can (its state in
+.services/, `--iptables=false --bridge=none`), builds the base image and writes .services/docker.env
+with DOCKER_HOST and OSCTL_TEST_BASE_IMAGE; where no engine can run it writes the reason as
+OSCTL_TEST_DOCKER_UNAVAILABLE and this module skips with it. By hand:
 
-    debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates bookworm /tmp/rootfs
-    # only behind a TLS-intercepting proxy: trust its CA inside the base image
-    cp proxy-ca.crt /tmp/rootfs/usr/local/share/ca-certificates/ && chroot /tmp/rootfs update-ca-certificates
-    tar -C /tmp/rootfs -c . | docker import - local/bookworm-python
-    dockerd --iptables=false --bridge=none &    # where no engine runs yet; the test never starts one
-    OSCTL_TEST_BASE_IMAGE=local/bookworm-python pytest tests/deploy/test_image.py
+    bash scripts/docker-engine.sh start && . .services/docker.env
+    pytest tests/deploy/test_image.py
+
+No registry is reachable on these machines, so the base image is local: OSCTL_TEST_BASE_IMAGE names a
+Debian bookworm image with python3 (3.11) and python3-venv; the script imports one from a debootstrap
+root filesystem (`--variant=minbase --include=python3,python3-venv,ca-certificates`), with the host's
+extra CAs trusted inside it when egress goes through a TLS-intercepting proxy.
 
 The build itself fetches the Python dependencies from PyPI and percona-toolkit from Debian, through
 the network named by OSCTL_TEST_DOCKER_NETWORK (default `host`: dockerd here runs with
 --bridge=none). OSCTL_TEST_BUILD_ARGS adds build arguments (space-separated KEY=VALUE), e.g.
-`PIP_CERT=/etc/ssl/certs/ca-certificates.crt` when egress goes through a TLS-intercepting proxy whose
-CA the base image trusts. The service is reached on the host network at a free port.
+`PIP_CERT=/etc/ssl/certs/ca-certificates.crt` (the script sets it behind such a proxy: pip trusts
+certifi's bundle, not the system one). The service is reached on the host network at a free port.
 """
 
 from __future__ import annotations
@@ -54,19 +56,32 @@ def docker(*args: str, timeout: float = 120, check: bool = True) -> subprocess.C
 
 @pytest.fixture(scope="module")
 def base_image() -> str:
+    unavailable = os.environ.get("OSCTL_TEST_DOCKER_UNAVAILABLE")
+    if unavailable:
+        pytest.skip(f"no Docker engine on this machine (scripts/docker-engine.sh): {unavailable}")
     if shutil.which("docker") is None:
-        pytest.skip("no docker CLI on this machine: the image test needs a reachable Docker engine")
+        pytest.skip(
+            "no docker CLI on this machine: run `bash scripts/docker-engine.sh start` "
+            "(installs docker.io) and source .services/docker.env"
+        )
+    host = os.environ.get("DOCKER_HOST", "the default socket")
     info = docker("info", "--format", "{{.ServerVersion}}", timeout=30, check=False)
     if info.returncode != 0:
-        pytest.skip(f"no Docker engine reachable (`docker info`: {info.stderr.strip()[-300:]})")
+        pytest.skip(
+            f"no Docker engine answers on {host} (`docker info`: {info.stderr.strip()[-300:]}): "
+            "run `bash scripts/docker-engine.sh start` and source .services/docker.env"
+        )
     image = os.environ.get("OSCTL_TEST_BASE_IMAGE")
     if not image:
         pytest.skip(
-            "OSCTL_TEST_BASE_IMAGE is unset: no registry to pull python:3.11-slim-bookworm from, so name "
-            "a local Debian bookworm image with python3 and python3-venv (see this module's docstring)"
+            "OSCTL_TEST_BASE_IMAGE is unset: no registry to pull python:3.11-slim-bookworm from; "
+            "`bash scripts/docker-engine.sh start` builds a local one and names it in .services/docker.env"
         )
     if docker("image", "inspect", image, check=False).returncode != 0:
-        pytest.skip(f"OSCTL_TEST_BASE_IMAGE={image} is not an image the local engine has")
+        pytest.skip(
+            f"OSCTL_TEST_BASE_IMAGE={image} is not an image the engine on {host} has: "
+            "`bash scripts/docker-engine.sh start` builds local/bookworm-python:osctl"
+        )
     return image
 
 
