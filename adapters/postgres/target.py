@@ -5,16 +5,22 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
 import structlog
 
+from adapters.postgres import activity, dependents, lock_safety, preflight_data, retention
+from adapters.postgres.shadow import ShadowTables
+from orchestrator.domain.data_checks import DataCheck, LiveData
 from orchestrator.domain.errors import StepFailedError
 from orchestrator.domain.identifiers import quote_ident
 from orchestrator.domain.plan import BackfillWork, Step, StepAction
-from orchestrator.domain.schema import ColumnInfo, IndexInfo, TableInfo
-from orchestrator.ports import Attempt, ChunkResult, KeyColumn, VerifyResult
+from orchestrator.domain.retention import AsideTable
+from orchestrator.domain.schema import ColumnInfo, ConstraintInfo, IndexInfo, TableInfo
+from orchestrator.lint.lexer import split_statements
+from orchestrator.ports import Attempt, ChunkResult, KeyColumn, PurgeResult, VerifyResult
 
 log = structlog.get_logger(__name__)
 
@@ -26,6 +32,8 @@ class PostgresTarget:
         self._dsn = dsn
         self._pool: asyncpg.Pool | None = None
         self._statements: dict[tuple[object, ...], str] = {}
+        self._blockers = lock_safety.BlockerMonitor(dsn, f"{APPLICATION_NAME}-lock-watch")
+        self._shadow = ShadowTables(self._get_pool)
 
     async def _get_pool(self) -> asyncpg.Pool:
         if self._pool is None:
@@ -43,24 +51,64 @@ class PostgresTarget:
         return self._pool
 
     async def close(self) -> None:
+        await self._blockers.close()
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
 
     # -- DDL ----------------------------------------------------------------------------------------
 
-    async def execute_step(self, step: Step, *, lock_timeout_ms: int) -> Attempt:
+    async def execute_step(
+        self, step: Step, *, lock_timeout_ms: int, statement_timeout_ms: int | None = None
+    ) -> Attempt:
+        if step.shadow is not None:  # a shadow-table rewrite's phase: its SQL is made from the catalog
+            return await self._shadow.execute(
+                step, lock_timeout_ms=lock_timeout_ms, statement_timeout_ms=statement_timeout_ms
+            )
         if step.sql is None:
             return Attempt(lock_timed_out=False, seconds=0.0)
         pool = await self._get_pool()
+        bound_ms = lock_safety.statement_timeout_ms(step, statement_timeout_ms)
         async with pool.acquire() as conn:
             await conn.execute("SELECT set_config('lock_timeout', $1, false)", f"{int(lock_timeout_ms)}ms")
+            await conn.execute("SELECT set_config('statement_timeout', $1, false)", f"{bound_ms}ms")
             try:
-                if step.action is StepAction.CREATE_INDEX_CONCURRENTLY:
-                    return await self._create_index(conn, step)
-                return await self._run(conn, step)
+                async with self._blockers.watch(conn.get_server_pid(), lock_timeout_ms) as watch:
+                    attempt = await self._attempt(conn, step, watch, bound_ms)
+                if attempt.lock_timed_out and not attempt.blockers:
+                    # The polls came too late (a very short lock_timeout): the lock holders on the
+                    # table are the next best answer, and a forgotten transaction still holds its lock.
+                    blockers = watch.seen or await activity.holders(conn, [quote_ident(step.table)])
+                    attempt = replace(attempt, blockers=blockers)
+                return attempt
             finally:
                 await conn.execute("RESET lock_timeout")
+                await conn.execute("RESET statement_timeout")
+
+    async def _attempt(
+        self, conn: asyncpg.Connection, step: Step, watch: lock_safety.BlockerWatch, bound_ms: int
+    ) -> Attempt:
+        started = time.monotonic()
+        try:
+            if step.action is StepAction.CREATE_INDEX_CONCURRENTLY:
+                return await self._create_index(conn, step)
+            return await self._run(conn, step)
+        except _CancelledError as error:
+            if watch.latest:
+                # Cancelled while still queued for a lock (one lock_timeout per lock it needs can
+                # add up past statement_timeout): nothing changed, so it is a lock timeout.
+                return Attempt(lock_timed_out=True, seconds=time.monotonic() - started, blockers=watch.latest)
+            if not bound_ms:
+                raise
+            # Not waiting: it ran that long holding a lock that blocks writes. Retrying would stall
+            # the application again for as long, so the step fails and says why.
+            raise StepFailedError(
+                step.id,
+                step.description,
+                f"ran past its statement_timeout of {bound_ms} ms while holding a lock that blocks "
+                "writes (rolled back); the change is not catalog-only on this table: plan it another "
+                "way (a new column and a backfill, a shadow table) or raise settings.statement_timeout_ms",
+            ) from error
 
     async def _run(self, conn: asyncpg.Connection, step: Step) -> Attempt:
         assert step.sql is not None
@@ -70,9 +118,14 @@ class PostgresTarget:
                 async with conn.transaction():
                     await conn.execute(step.sql)
             else:
-                await conn.execute(step.sql)
+                # Several statements in one query string form an implicit transaction block, which
+                # CONCURRENTLY and VACUUM refuse: outside a transaction they go one at a time.
+                for statement in split_statements(step.sql, "postgres").statements:
+                    await conn.execute(statement.text)
         except asyncpg.LockNotAvailableError:
             return Attempt(lock_timed_out=True, seconds=time.monotonic() - started)
+        except asyncpg.QueryCanceledError as error:
+            raise _CancelledError(step.id, step.description, _describe(error)) from error
         except asyncpg.PostgresError as error:
             raise StepFailedError(step.id, step.description, _describe(error)) from error
         return Attempt(lock_timed_out=False, seconds=time.monotonic() - started)
@@ -154,6 +207,8 @@ class PostgresTarget:
         A plain range (`key > after AND key <= last`) lets the UPDATE walk the primary key index
         between two bounds, which is several times cheaper than joining against a list of keys.
         """
+        if work.shadow is not None:
+            return await self._shadow.copy_chunk(work, key, after, limit)
         key = tuple(key)
         resume = after is not None
         lower = list(after or [])
@@ -223,6 +278,8 @@ class PostgresTarget:
     async def verify_chunk(
         self, work: BackfillWork, key: Sequence[KeyColumn], after: list[Any] | None, limit: int
     ) -> VerifyResult:
+        if work.shadow is not None:
+            return await self._shadow.verify_chunk(work, key, after, limit)
         sql = self._verify_statement(work, tuple(key), resume=after is not None)
         pool = await self._get_pool()
         try:
@@ -272,8 +329,12 @@ class PostgresTarget:
             return None
         columns = await pool.fetch(
             """
-            SELECT attname, format_type(atttypid, atttypmod) AS type, NOT attnotnull AS nullable
-            FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum
+            SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type, NOT a.attnotnull AS nullable,
+                   CASE WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, d.adrelid) END AS default,
+                   a.attidentity <> '' AS identity, a.attgenerated <> '' AS generated
+            FROM pg_attribute a
+            LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+            WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum
             """,
             oid,
         )
@@ -282,18 +343,43 @@ class PostgresTarget:
             SELECT c.relname, i.indisvalid, i.indisunique, i.indisprimary,
                    ARRAY(SELECT a.attname FROM pg_attribute a
                          WHERE a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
-                         ORDER BY array_position(i.indkey::int2[], a.attnum))::text[] AS columns
-            FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = $1
+                         ORDER BY array_position(i.indkey::int2[], a.attnum))::text[] AS columns,
+                   ARRAY(SELECT pg_get_indexdef(i.indexrelid, k, true)
+                         FROM generate_series(1, i.indnkeyatts) AS k ORDER BY k)::text[] AS keys,
+                   am.amname AS method, pg_get_expr(i.indpred, i.indrelid, true) AS predicate,
+                   (SELECT conname FROM pg_constraint
+                    WHERE conindid = i.indexrelid AND conrelid = i.indrelid AND contype IN ('p', 'u', 'x')
+                    LIMIT 1) AS constraint_name,
+                   pg_get_indexdef(i.indexrelid) AS definition
+            FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam
+            WHERE i.indrelid = $1
+            """,
+            oid,
+        )
+        constraints = await pool.fetch(
+            """
+            SELECT conname, contype::text AS kind, convalidated,
+                   ARRAY(SELECT attname FROM pg_attribute
+                         WHERE attrelid = conrelid AND attnum = ANY (conkey))::text[] AS columns
+            FROM pg_constraint WHERE conrelid = $1
             """,
             oid,
         )
         estimate = await pool.fetchval("SELECT reltuples::bigint FROM pg_class WHERE oid = $1", oid)
         primary = next((list(row["columns"]) for row in indexes if row["indisprimary"]), [])
         walk_key = [row["attname"] for row in await pool.fetch(_WALK_KEY_SQL, quote_ident(table))]
+        views, foreign_keys = await dependents.of_table(pool, oid)
         return TableInfo(
             name=table,
             columns={
-                row["attname"]: ColumnInfo(name=row["attname"], type=row["type"], nullable=row["nullable"])
+                row["attname"]: ColumnInfo(
+                    name=row["attname"],
+                    type=row["type"],
+                    nullable=row["nullable"],
+                    default=row["default"],
+                    identity=row["identity"],
+                    generated=row["generated"],
+                )
                 for row in columns
             },
             indexes={
@@ -302,10 +388,27 @@ class PostgresTarget:
                     columns=list(row["columns"]),
                     valid=row["indisvalid"],
                     unique=row["indisunique"],
+                    keys=list(row["keys"]),
+                    method=row["method"],
+                    predicate=row["predicate"],
+                    constraint=row["constraint_name"],
+                    definition=row["definition"],
                 )
                 for row in indexes
             },
+            constraints={
+                row["conname"]: ConstraintInfo(
+                    name=row["conname"],
+                    kind=row["kind"],
+                    validated=row["convalidated"],
+                    columns=list(row["columns"]),
+                )
+                for row in constraints
+            },
             primary_key=primary,
+            column_dependents=await _column_dependents(pool, oid),
+            dependent_views=views,
+            referenced_by=foreign_keys,
             walk_key=walk_key,
             estimated_rows=max(int(estimate or 0), 0),
         )
@@ -313,6 +416,23 @@ class PostgresTarget:
     async def relation_exists(self, name: str) -> bool:
         pool = await self._get_pool()
         return bool(await pool.fetchval("SELECT to_regclass($1) IS NOT NULL", quote_ident(name)))
+
+    # -- tables set aside by drop_table (SupportsAsideTables) -------------------------------------------
+
+    async def aside_tables(self) -> list[AsideTable]:
+        return await retention.aside_tables(await self._get_pool())
+
+    async def purge_aside_table(self, name: str, *, lock_timeout_ms: int) -> PurgeResult:
+        pool = await self._get_pool()
+        async with pool.acquire() as conn:
+            return await retention.purge(conn, name, lock_timeout_ms=lock_timeout_ms)
+
+    async def read_live_data(
+        self, checks: list[DataCheck], tables: list[str], *, timeout_ms: int
+    ) -> LiveData:
+        return await preflight_data.read_live_data(
+            await self._get_pool(), checks, tables, timeout_ms=timeout_ms
+        )
 
     async def check_expression(self, table: str, expression: str) -> str | None:
         pool = await self._get_pool()
@@ -323,6 +443,33 @@ class PostgresTarget:
         except asyncpg.PostgresError as error:
             return _describe(error)
         return None
+
+
+async def _column_dependents(pool: asyncpg.Pool, oid: int) -> dict[str, list[str]]:
+    rows = await pool.fetch(_COLUMN_DEPENDENTS_SQL, oid)
+    dependents: dict[str, list[str]] = {}
+    for row in rows:
+        dependents.setdefault(row["attname"], []).append(row["what"])
+    return dependents
+
+
+# What depends on each column besides its indexes (IndexInfo), the constraints those indexes back,
+# and its own default: views, checks, foreign keys from or to it, generated columns, sequences.
+_COLUMN_DEPENDENTS_SQL = """
+    SELECT DISTINCT a.attname, pg_describe_object(d.classid, d.objid, d.objsubid) AS what
+    FROM pg_depend d
+    JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+    WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = $1 AND d.refobjsubid > 0
+      AND d.deptype IN ('n', 'a', 'i')
+      AND NOT (d.classid = 'pg_class'::regclass
+               AND d.objid IN (SELECT indexrelid FROM pg_index WHERE indrelid = $1))
+      AND NOT (d.classid = 'pg_attrdef'::regclass
+               AND d.objid IN (SELECT oid FROM pg_attrdef WHERE adrelid = $1 AND adnum = d.refobjsubid))
+      AND NOT (d.classid = 'pg_constraint'::regclass
+               AND d.objid IN (SELECT oid FROM pg_constraint
+                               WHERE conrelid = $1 AND contype IN ('p', 'u', 'x') AND conindid <> 0))
+    ORDER BY 1, 2
+"""
 
 
 # The key a backfill walks, in index column order: the primary key, else the narrowest valid,
@@ -358,6 +505,10 @@ def _key_parts(
         bounds = ", ".join(f"${n + first_param}::text::{part.type}" for n, part in enumerate(key))
         where = f"WHERE ({', '.join(names)}) > ({bounds})"
     return names, aliases, where
+
+
+class _CancelledError(StepFailedError):
+    """A statement cancelled by statement_timeout (or by hand); execute_step decides what it means."""
 
 
 def _describe(error: asyncpg.PostgresError) -> str:

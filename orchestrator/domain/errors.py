@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from orchestrator.domain.sessions import SessionInfo, describe_sessions
+
 
 class OrchestratorError(Exception):
     retryable = False
@@ -56,14 +58,19 @@ class StepFailedError(OrchestratorError):
 
 
 class LockTimeoutExhaustedError(OrchestratorError):
-    """Every attempt waited its lock_timeout and gave up. Retrying later, off-peak, usually helps."""
+    """Every attempt waited its lock_timeout and gave up. Retrying later, off-peak, usually helps;
+    so does ending the sessions named in `blockers` (those the last attempts waited behind)."""
 
     retryable = True
 
-    def __init__(self, step_id: str, attempts: int) -> None:
+    def __init__(self, step_id: str, attempts: int, blockers: Sequence[SessionInfo] = ()) -> None:
         self.step_id = step_id
         self.attempts = attempts
-        super().__init__(f"step {step_id} could not take its lock in {attempts} attempts")
+        self.blockers = tuple(blockers)
+        message = f"step {step_id} could not take its lock in {attempts} attempts"
+        if self.blockers:
+            message += f"; blocked by {describe_sessions(self.blockers)}"
+        super().__init__(message)
 
 
 class StageInterruptedError(OrchestratorError):

@@ -184,11 +184,37 @@ class AddCheck(_Operation):
         return f"add check {self.name} on {self.table} ({self.expression})"
 
 
+class TableColumn(ColumnDefinition):
+    """A column of a table created by the spec: the table has no rows yet, so NOT NULL needs no
+    default and `default_expression` is simply the column's default."""
+
+    default: Scalar | None = Field(default=None, description="A constant default.")
+    default_expression: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4000,
+        description="The column's default as an expression, volatile ones included (now(), gen_random_uuid()).",
+    )
+    backfill: str | None = Field(
+        default=None, min_length=1, max_length=4000, description="Refused: a new table has no rows to fill."
+    )
+    unique: bool = Field(default=False, description="UNIQUE, declared with the table (it is empty).")
+    references: ForeignKeyReference | None = Field(
+        default=None, description="A foreign key declared with the table (it has no rows to check)."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TableColumn:  # replaces ColumnDefinition's rule for live tables
+        if self.default is not None and self.default_expression is not None:
+            raise ValueError("give either 'default' (a constant) or 'default_expression', not both")
+        return self
+
+
 class CreateTable(_Operation):
     """A new table in expand; rollback drops it."""
 
     kind: Literal["create_table"] = "create_table"
-    columns: list[ColumnDefinition] = Field(min_length=1, max_length=1600)
+    columns: list[TableColumn] = Field(min_length=1, max_length=1600)
     primary_key: list[Identifier] = Field(default_factory=list, max_length=32)
 
     def describe(self) -> str:
@@ -256,9 +282,15 @@ class AlterColumn(_Operation):
 
     @model_validator(mode="after")
     def _changes_something(self) -> AlterColumn:
-        if self.type is None and self.nullable is None and self.default is None and not self.drop_default:
+        if (
+            self.type is None
+            and self.up is None
+            and self.nullable is None
+            and self.default is None
+            and not self.drop_default
+        ):
             raise ValueError(
-                "alter_column needs at least one of 'type', 'nullable', 'default', 'drop_default'"
+                "alter_column needs at least one of 'type', 'up', 'nullable', 'default', 'drop_default'"
             )
         if self.default is not None and self.drop_default:
             raise ValueError("give either 'default' or 'drop_default: true', not both")
@@ -366,7 +398,11 @@ class AlterTable(_Operation):
     )
     strategy: Strategy = Field(
         default="auto",
-        description="auto: gh-ost when configured and able, else pt-osc; direct: the server's online DDL.",
+        description=(
+            "auto: the server's online DDL when it makes the change without blocking writes and the table "
+            "is small enough (OSCTL_DIRECT_MAX_ROWS/BYTES; INSTANT at any size), else gh-ost when configured "
+            "and able, else pt-osc; direct: the server's online DDL."
+        ),
     )
     keep_old_table: bool = Field(
         default=False,

@@ -7,6 +7,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.domain.copy_tools import CopyWork
+from orchestrator.domain.shadow import ShadowWork
 
 
 class Stage(StrEnum):
@@ -28,6 +29,7 @@ class StepAction(StrEnum):
     BACKFILL = "backfill"  # chunked UPDATE over the primary key, checkpointed after each chunk
     NOOP = "noop"  # nothing to do on the database; kept so the plan documents why
     COPY_TABLE = "copy_table"  # a copy tool's phase (copy, cut-over, cleanup), see CopyWork
+    SHADOW_TABLE = "shadow_table"  # a PostgreSQL shadow-table rewrite's phase, see ShadowWork
 
 
 class BackfillWork(BaseModel):
@@ -40,6 +42,8 @@ class BackfillWork(BaseModel):
     pause_ms: int
     chunk_target_ms: int = 200
     adaptive: bool = True
+    # Set for a shadow-table copy: chunks copy rows into the shadow table instead of updating a column.
+    shadow: ShadowWork | None = None
 
 
 class Step(BaseModel):
@@ -59,6 +63,7 @@ class Step(BaseModel):
     index_name: str | None = None
     backfill: BackfillWork | None = None
     copy_work: CopyWork | None = None
+    shadow: ShadowWork | None = None
     risk: str = ""
     estimate: str = ""
     rollback: Step | None = None

@@ -3,15 +3,56 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from orchestrator.domain.errors import SpecError
 from orchestrator.domain.operations import OPERATION_MODELS, Operation, OperationEntry
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,99}$"
+
+
+# Without an explicit statement_timeout_ms, a strong-lock statement may run this long once it holds
+# its lock: PostgreSQL counts the lock wait in statement_timeout, so the budget comes on top of it.
+STATEMENT_BUDGET_MS = 4000
+
+OverridableCheck = Literal["blocking_sessions"]
+
+
+class PreflightSettings(BaseModel):
+    """Thresholds of the live checks run before a migration is accepted, and explicit overrides."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    long_transaction_seconds: float = Field(
+        default=60,
+        ge=0,
+        le=86_400,
+        description="A transaction open this long refuses the plan when it would block a step: it "
+        "holds a lock on a table the migration changes, or holds a snapshot while an index is built "
+        "concurrently (which waits for every such transaction). Elsewhere it is a warning.",
+    )
+    replica_lag_seconds: float = Field(
+        default=10,
+        ge=0,
+        le=86_400,
+        description="Replica lag reported as a warning above this (throttling holds the backfill on "
+        "lag; lag alone never refuses the plan).",
+    )
+    check_timeout_ms: int = Field(
+        default=30_000,
+        ge=100,
+        le=3_600_000,
+        description="How long one data check (NULLs, duplicates, orphans, casts) may scan; one that "
+        "runs out is reported as a warning, since the migration's own step still enforces the rule.",
+    )
+    override: list[OverridableCheck] = Field(
+        default_factory=list,
+        description="Refusals to downgrade to warnings, named one by one and stored with the "
+        "migration. Data checks cannot be overridden: the migration would fail on that data later.",
+    )
 
 
 class SpecSettings(BaseModel):
@@ -23,6 +64,33 @@ class SpecSettings(BaseModel):
     ddl_attempts: int = Field(
         default=30, ge=1, le=1000, description="Attempts per DDL step before the stage fails."
     )
+    statement_timeout_ms: int | None = Field(
+        default=None,
+        ge=100,
+        le=3_600_000,
+        description="How long a statement that takes a strong lock (one that blocks writes) may run, "
+        "lock wait included, so it must exceed lock_timeout_ms. Default: lock_timeout_ms + "
+        f"{STATEMENT_BUDGET_MS} ms. Concurrent index builds and VALIDATE CONSTRAINT, which do not "
+        "block writes, are not bounded by it.",
+    )
+    preflight: PreflightSettings = Field(default_factory=PreflightSettings)
+
+    @field_validator("statement_timeout_ms")
+    @classmethod
+    def _statement_outlasts_lock_wait(cls, value: int | None, info: ValidationInfo) -> int | None:
+        lock_timeout_ms = info.data.get("lock_timeout_ms")
+        if value is not None and lock_timeout_ms is not None and value <= lock_timeout_ms:
+            raise ValueError(
+                f"statement_timeout_ms ({value}) must exceed lock_timeout_ms ({lock_timeout_ms}): "
+                f"PostgreSQL counts the lock wait in it; e.g. {lock_timeout_ms + STATEMENT_BUDGET_MS}"
+            )
+        return value
+
+    def statement_timeout_for(self, lock_timeout_ms: int) -> int:
+        """The statement_timeout of a step that waits up to `lock_timeout_ms` for its lock."""
+        if self.statement_timeout_ms is not None and self.statement_timeout_ms > lock_timeout_ms:
+            return self.statement_timeout_ms
+        return lock_timeout_ms + STATEMENT_BUDGET_MS
 
 
 class MigrationSpec(BaseModel):

@@ -5,13 +5,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pglast
+import structlog
 
+from orchestrator.domain.data_checks import LiveData
 from orchestrator.domain.errors import SpecError
 from orchestrator.domain.operations import AddColumn, Backfill, CreateIndex, DropColumn
 from orchestrator.domain.schema import TableInfo
 from orchestrator.domain.spec import MigrationSpec
+from orchestrator.engine import preflight_columns, preflight_constraints, preflight_tables
 from orchestrator.engine.planner.postgres.backfill import referenced_columns
-from orchestrator.ports import TargetDatabase
+from orchestrator.engine.preflight_data import (
+    data_notes,
+    data_problems,
+    data_warnings,
+    locked_tables,
+    plan_data_checks,
+)
+from orchestrator.ports import SupportsDataPreflight, TargetDatabase
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -20,6 +32,8 @@ class LiveSchema:
     relations: dict[str, bool] = field(default_factory=dict)
     # Operation index -> the database's complaint about a backfill expression, if any.
     expression_errors: dict[int, str] = field(default_factory=dict)
+    # Rows, sessions and replicas (engine/preflight_data.py); None when the target cannot tell.
+    data: LiveData | None = None
 
 
 def _reads(expression: str) -> set[str]:
@@ -36,6 +50,21 @@ async def read_live_schema(spec: MigrationSpec, target: TargetDatabase) -> LiveS
             live.tables[op.table] = await target.describe_table(op.table)
         if isinstance(op, CreateIndex) and op.name not in live.relations:
             live.relations[op.name] = await target.relation_exists(op.name)
+        for name in preflight_constraints.relations_to_check(op):
+            if name not in live.relations:
+                live.relations[name] = await target.relation_exists(name)
+        for name in preflight_constraints.tables_to_read(op):
+            if name not in live.tables:
+                live.tables[name] = await target.describe_table(name)
+        for name in preflight_tables.relations_to_check(op, spec.name):
+            if name not in live.relations:
+                live.relations[name] = await target.relation_exists(name)
+        for name in preflight_tables.tables_to_read(op):
+            if name not in live.tables:
+                live.tables[name] = await target.describe_table(name)
+    for name in locked_tables(spec):  # tables a foreign key references are checked too
+        if name not in live.tables:
+            live.tables[name] = await target.describe_table(name)
     added = {(op.table, op.column.name) for op in spec.ops() if isinstance(op, AddColumn)}
     for index, op in enumerate(spec.ops()):
         # An expression can only be compiled against columns that exist already; one that reads a
@@ -48,6 +77,13 @@ async def read_live_schema(spec: MigrationSpec, target: TargetDatabase) -> LiveS
             error = await target.check_expression(op.table, op.expression)
             if error:
                 live.expression_errors[index] = error
+        compiled = preflight_columns.expression_to_compile(op, live.tables.get(op.table))
+        if compiled is not None:
+            error = await target.check_expression(op.table, compiled)
+            if error:
+                live.expression_errors[index] = error
+    if isinstance(target, SupportsDataPreflight):
+        live.data = await _read_live_data(spec, target, live)
     return live
 
 
@@ -56,9 +92,18 @@ def preflight_problems(spec: MigrationSpec, live: LiveSchema, target_name: str) 
     problems: list[tuple[str, str]] = []
     added: set[tuple[str, str]] = set()
     dropped: set[tuple[str, str]] = set()
+    # Tables created, renamed or dropped by earlier operations of this spec (preflight_tables).
+    changes = preflight_tables.TableChanges()
     for index, op in enumerate(spec.ops()):
         path = f"operations.{index}.{op.kind}"
-        table = live.tables.get(op.table)
+        if preflight_tables.handles(op):
+            problems.extend(
+                preflight_tables.problems(
+                    op, path, live.tables, live.relations, changes, target_name, spec.name
+                )
+            )
+            continue
+        table = changes.resolve(op.table, live.tables)
         if table is None:
             problems.append((f"{path}.table", f"table {op.table!r} does not exist on target {target_name!r}"))
             continue
@@ -105,7 +150,31 @@ def preflight_problems(spec: MigrationSpec, live: LiveSchema, target_name: str) 
                         (f"{path}.column", f"column {op.table}.{op.column} is part of the primary key")
                     )
                 dropped.add((op.table, op.column))
+        problems.extend(
+            preflight_constraints.problems(op, path, table, live.tables, live.relations, exists, spec.ops())
+        )
+        problems.extend(
+            preflight_columns.problems(op, path, exists, added, dropped, live.expression_errors.get(index))
+        )
+    if live.data is not None:
+        problems.extend(data_problems(spec, live.data))
     return problems
+
+
+def preflight_warnings(spec: MigrationSpec, live: LiveSchema) -> list[tuple[str, str]]:
+    """What the plan should be accepted with but shown: long transactions, replica lag, overrides."""
+    return data_warnings(spec, live.data) if live.data is not None else []
+
+
+async def _read_live_data(spec: MigrationSpec, target: SupportsDataPreflight, live: LiveSchema) -> LiveData:
+    tables = [name for name in locked_tables(spec) if live.tables.get(name) is not None]
+    checks = plan_data_checks(spec, live.tables)
+    data = await target.read_live_data(checks, tables, timeout_ms=spec.settings.preflight.check_timeout_ms)
+    for path, message in data_warnings(spec, data):
+        log.warning("preflight_warning", path=path, message=message)
+    for note in data_notes(data):
+        log.info("preflight_note", note=note)
+    return data
 
 
 async def preflight(spec: MigrationSpec, target: TargetDatabase, target_name: str) -> None:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 
 from orchestrator.domain.errors import LockTimeoutExhaustedError
 from orchestrator.domain.plan import Stage, Step, StepAction
 from orchestrator.domain.run import BackfillTuning, EventType, Progress, Run
+from orchestrator.domain.sessions import SessionInfo, describe_sessions
 from orchestrator.engine.backfill import BackfillRunner
 from orchestrator.engine.control import StopSignal
 from orchestrator.engine.copy_controls import RunStepControls
@@ -28,13 +30,21 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Backoff between lock-timeout attempts: the pause is what lets queued application writes through."""
+    """Backoff between lock-timeout attempts: the pause is what lets queued application writes through.
+
+    The pause doubles per attempt up to `max_seconds`, and a `jitter` fraction of it is drawn at
+    random, so migrations blocked by the same session do not all queue again in the same instant.
+    `draw` (uniform in [0, 1)) is injectable so tests can pin it.
+    """
 
     base_seconds: float = 0.25
     max_seconds: float = 10.0
+    jitter: float = 0.5
+    draw: Callable[[], float] = field(default=random.random, compare=False, repr=False)
 
     def delay(self, attempt: int) -> float:
-        return float(min(self.max_seconds, self.base_seconds * 2 ** (attempt - 1)))
+        ceiling = min(self.max_seconds, self.base_seconds * 2 ** (attempt - 1))
+        return float(ceiling * (1 - self.jitter * self.draw()))
 
 
 class StageRunner:
@@ -112,24 +122,47 @@ class StageRunner:
             await self._backfill.run(run, step, step.backfill)
             return
         attempts = run.plan.ddl_attempts
+        statement_timeout_ms = run.spec.settings.statement_timeout_for(lock_timeout_ms)
+        # The sessions seen blocking the latest attempt that saw any: what the failure names.
+        blockers: tuple[SessionInfo, ...] = ()
         for attempt in range(1, attempts + 1):
-            outcome = await self._target.execute_step(step, lock_timeout_ms=lock_timeout_ms)
+            outcome = await self._target.execute_step(
+                step, lock_timeout_ms=lock_timeout_ms, statement_timeout_ms=statement_timeout_ms
+            )
             if not outcome.lock_timed_out:
                 return
+            blockers = outcome.blockers or blockers
             if attempt == attempts:
                 break
             delay = self._retry.delay(attempt)
+            behind = (
+                f"; waiting behind {describe_sessions(outcome.blockers, limit=2)}" if outcome.blockers else ""
+            )
             await self._events.emit(
                 run.id,
                 EventType.STEP_RETRY,
                 f"lock not granted within {lock_timeout_ms} ms (attempt {attempt}/{attempts}); "
-                f"retrying in {delay:.2f} s",
+                f"retrying in {delay:.2f} s{behind}",
                 stage=step.stage,
                 step_id=step.id,
-                data={"attempt": attempt, "waited_seconds": round(outcome.seconds, 3), "backoff": delay},
+                data={
+                    "attempt": attempt,
+                    "waited_seconds": round(outcome.seconds, 3),
+                    "backoff": delay,
+                    "blockers": [session.as_data() for session in outcome.blockers],
+                },
             )
             await self._stop.wait(delay)
-        raise LockTimeoutExhaustedError(step.id, attempts)
+        error = LockTimeoutExhaustedError(step.id, attempts, blockers)
+        await self._events.emit(
+            run.id,
+            EventType.STEP_FAILED,
+            str(error),
+            stage=step.stage,
+            step_id=step.id,
+            data={"attempts": attempts, "blockers": [session.as_data() for session in blockers]},
+        )
+        raise error
 
 
 def _state(checkpoints: Mapping[str, StepCheckpoint], step_id: str) -> str | None:

@@ -422,8 +422,6 @@ async def test_wait_long_polls_until_the_status_or_the_timeout(api: Api) -> None
 
 
 async def test_wait_on_a_failed_migration_returns_without_timing_out(api: Api) -> None:
-    async with connect(api.pair.primary) as conn:
-        await conn.execute("UPDATE accounts SET email = 'dup@example.com' WHERE id IN (1, 2)")
     unique = {
         "name": "accounts-unique-email",
         "target": "app",
@@ -440,6 +438,9 @@ async def test_wait_on_a_failed_migration_returns_without_timing_out(api: Api) -
     }
     client = api.client
     run_id = (await create(client, unique))["id"]
+    # Duplicates written after the preflight (which would have refused them) fail the build.
+    async with connect(api.pair.primary) as conn:
+        await conn.execute("UPDATE accounts SET email = 'dup@example.com' WHERE id IN (1, 2)")
     await post_action(client, f"/v1/migrations/{run_id}/stages/expand", 202)
 
     began = time.monotonic()

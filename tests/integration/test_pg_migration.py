@@ -183,7 +183,6 @@ async def test_a_failed_concurrent_index_is_dropped_and_the_retry_builds_a_valid
     async with fresh_database() as pair:
         async with connect(pair.primary) as conn:
             await create_accounts(conn, rows=2_000)
-            await conn.execute("UPDATE accounts SET email = 'dup@example.com' WHERE id IN (1, 2)")
         unique = {
             "name": "accounts-unique-email",
             "target": "app",
@@ -202,6 +201,9 @@ async def test_a_failed_concurrent_index_is_dropped_and_the_retry_builds_a_valid
         await service.start()
         try:
             run = await service.create(unique)
+            # Duplicates written after the preflight (which would have refused them) fail the build.
+            async with connect(pair.primary) as conn:
+                await conn.execute("UPDATE accounts SET email = 'dup@example.com' WHERE id IN (1, 2)")
             await service.start_stage(run.id, Stage.EXPAND)
             failed = await settle(service, run.id, RunStatus.FAILED)
             assert failed.error is not None and "UniqueViolation" in failed.error

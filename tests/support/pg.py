@@ -70,7 +70,9 @@ async def wait_for_replica(pair: PgPair, timeout: float = 30.0) -> None:
     async with connect(pair.primary) as primary:
         target_lsn = await primary.fetchval("SELECT pg_current_wal_insert_lsn()")
     deadline = time.monotonic() + timeout
-    async with connect(pair.replica) as replica:
+    # The replay position is the cluster's: read it through a database that surely exists there, since
+    # a replica lagging by more than the test's age has not created the test's database yet.
+    async with connect(with_database(pair.replica, "postgres")) as replica:
         while True:
             caught_up = await replica.fetchval("SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn", target_lsn)
             if caught_up:

@@ -163,6 +163,7 @@ class ScriptedTarget:
     on_execute: Callable[[Step, int], None] | None = None
     on_chunk: Callable[[int], None] | None = None
     attempts: list[tuple[str, int]] = field(default_factory=list)  # (step id, lock_timeout_ms)
+    statement_timeouts: list[int | None] = field(default_factory=list)  # per attempt, as passed
     applied: list[str] = field(default_factory=list)  # step ids whose attempt succeeded
     chunk_calls: list[ChunkCall] = field(default_factory=list)
     corrupt: set[int] = field(default_factory=set)
@@ -175,8 +176,11 @@ class ScriptedTarget:
     async def close(self) -> None:
         self.closed = True
 
-    async def execute_step(self, step: Step, *, lock_timeout_ms: int) -> Attempt:
+    async def execute_step(
+        self, step: Step, *, lock_timeout_ms: int, statement_timeout_ms: int | None = None
+    ) -> Attempt:
         self.attempts.append((step.id, lock_timeout_ms))
+        self.statement_timeouts.append(statement_timeout_ms)
         if self.on_execute is not None:
             self.on_execute(step, sum(1 for step_id, _ in self.attempts if step_id == step.id))
         remaining = self.lock_timeouts.get(step.id, 0)

@@ -89,7 +89,7 @@ async def harness(
 
 
 def test_retry_policy_backs_off_exponentially_up_to_a_cap() -> None:
-    policy = RetryPolicy(base_seconds=0.25, max_seconds=1.0)
+    policy = RetryPolicy(base_seconds=0.25, max_seconds=1.0, jitter=0)
     assert [policy.delay(n) for n in (1, 2, 3, 4, 10)] == [0.25, 0.5, 1.0, 1.0, 1.0]
     assert NO_WAIT.delay(7) == 0.0
 

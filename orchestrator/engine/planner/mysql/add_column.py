@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from orchestrator.domain.errors import SpecError
-from orchestrator.domain.operations import AddColumn
+from orchestrator.domain.operations import AddColumn, ColumnDefinition
 from orchestrator.domain.plan import Stage, Step, StepAction
 from orchestrator.engine.planner.context import PlanContext, step_id
 from orchestrator.engine.planner.mysql.sql import check_type, literal, quote_name
@@ -17,12 +17,33 @@ RISK = (
 )
 
 
+# What ColumnDefinition offers that this planner cannot do online on MySQL, and what to do instead.
+_POSTGRES_ONLY = {
+    "default_expression": "a volatile default needs the column added, filled and constrained in stages; "
+    "add it nullable here and fill it with a backfill operation",
+    "backfill": "add the column nullable, then fill it with a backfill operation",
+    "unique": "add the column, then a unique index with create_index (unique: true)",
+    "references": "foreign keys on a live MySQL table need a copy tool: use alter_table",
+}
+
+
+def _refuse_postgres_only(column: ColumnDefinition) -> None:
+    problems = [
+        (f"column.{field}", f"not available on MySQL targets: {advice}")
+        for field, advice in _POSTGRES_ONLY.items()
+        if getattr(column, field) not in (None, False)
+    ]
+    if problems:
+        raise SpecError(problems)
+
+
 def plan(op: AddColumn, index: int, context: PlanContext) -> None:
     column = op.column
     key = (op.table, column.name)
     if key in context.added_columns:
         raise SpecError([("column.name", f"column {op.table}.{column.name} is added twice in this spec")])
     context.added_columns.add(key)
+    _refuse_postgres_only(column)
 
     table, name = quote_name(op.table), quote_name(column.name)
     definition = f"{name} {check_type(column.type)}"

@@ -6,7 +6,22 @@ from orchestrator.domain.errors import SpecError
 from orchestrator.domain.plan import Stage, Step
 from orchestrator.domain.spec import MigrationSpec
 from orchestrator.engine.planner.context import LiveTables, OperationPlanner, PlanContext, plan_each
-from orchestrator.engine.planner.postgres import add_column, backfill, create_index, drop_column
+from orchestrator.engine.planner.postgres import (
+    add_check,
+    add_column,
+    add_foreign_key,
+    add_unique,
+    alter_column,
+    backfill,
+    create_index,
+    create_table,
+    drop_column,
+    drop_index,
+    drop_table,
+    raw_sql,
+    rename_column,
+    rename_table,
+)
 
 
 def _refuse_alter_table(_op: object, _index: int, _context: PlanContext) -> None:
@@ -20,6 +35,16 @@ PLANNERS: dict[str, OperationPlanner] = {
     "backfill": backfill.plan,
     "drop_column": drop_column.plan,
     "alter_table": _refuse_alter_table,
+    "create_table": create_table.plan,
+    "drop_table": drop_table.plan,
+    "rename_table": rename_table.plan,
+    "raw_sql": raw_sql.plan,
+    "drop_index": drop_index.plan,
+    "add_unique": add_unique.plan,
+    "add_foreign_key": add_foreign_key.plan,
+    "add_check": add_check.plan,
+    "rename_column": rename_column.plan,
+    "alter_column": alter_column.plan,
 }
 
 
