@@ -2,9 +2,8 @@
 statement the reason it cannot yet.
 
 A statement converts whole or not at all: a multi-command ALTER TABLE is planned only when every
-command maps to an operation, so nothing a user wrote is half in the plan. Only the operation kinds
-that exist (add_column, create_index, backfill, drop_column) are produced; the reason for the rest
-names the operation it would need.
+command maps to an operation, so nothing a user wrote is half in the plan. The column, constraint
+and table statements are mapped in convert_ddl.py; the reason for the rest names what is missing.
 """
 
 from __future__ import annotations
@@ -18,18 +17,15 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from orchestrator.domain.operations import Operation, OperationEntry
 from orchestrator.domain.spec import MigrationSpec, SpecSettings, spec_problems
+from orchestrator.lint import convert_ddl
+from orchestrator.lint.convert_ddl import NotConvertibleError
 from orchestrator.lint.findings import LintReport
 from orchestrator.lint.inputs import read_input
 from orchestrator.lint.lexer import RawStatement, split_statements
 from orchestrator.lint.linter import lint_sql, parse_postgres
 from orchestrator.lint.postgres.nodes import (
-    column_constraints,
-    constant_value,
     contains,
-    default_expression,
-    relation_name,
     sql_text,
-    type_text,
 )
 from orchestrator.lint.postgres.session import lock_timeout_ms
 
@@ -90,8 +86,8 @@ def convert_sql(text: str, source: str = "migration.sql") -> Conversion:
         if timeout is not None and 50 <= timeout <= 60_000:  # the range SpecSettings accepts
             settings["lock_timeout_ms"] = timeout
         try:
-            converted, skip_reason = _convert(node)
-        except _NotConvertible as reason:
+            converted, skip_reason = _convert(node, {_constraint_name(op) for op in operations})
+        except (_NotConvertible, NotConvertibleError) as reason:
             notes.append(_note(statement, Outcome.NOT_CONVERTED, [], str(reason)))
             continue
         if skip_reason:
@@ -149,18 +145,52 @@ def _validate(candidates: list[dict[str, Any]]) -> tuple[list[Operation], list[s
     return validated, problems
 
 
+_WHY = (
+    (
+        "alter_column",
+        "planned as a new column kept in sync by triggers, backfilled, and swapped in "
+        "contract: no table rewrite under a write-blocking lock",
+    ),
+    ("rename_column", "planned expand/contract: a synced new column both application versions can use"),
+    ("rename_table", "planned expand/contract: the table renamed, a view under the old name until contract"),
+    ("add_foreign_key", "planned as NOT VALID in expand and VALIDATE after the backfill: no scan under lock"),
+    ("add_check", "planned as NOT VALID in expand and VALIDATE after the backfill: no scan under lock"),
+    ("add_unique", "planned as a unique index built CONCURRENTLY, then attached as the constraint"),
+    ("drop_table", "planned in contract, after the deploy gate: set aside, dropped after the retention"),
+    ("create_table", "planned in the expand stage: a new table has no traffic to block"),
+    ("backfill", "planned as a chunked, checkpointed backfill along the primary key instead of one UPDATE"),
+    ("drop_column", "planned in the contract stage, after the deploy gate"),
+)
+
+
 def _why(node: ast.Node, operations: list[Operation]) -> str:
     kinds = {op.kind for op in operations}
     if isinstance(node, ast.IndexStmt) and not node.concurrent:
         return "planned as CREATE INDEX CONCURRENTLY: writes continue during the build"
-    if "backfill" in kinds:
-        return "planned as a chunked, checkpointed backfill along the primary key instead of one UPDATE"
-    if "drop_column" in kinds:
-        return "planned in the contract stage, after the deploy gate"
+    for kind, reason in _WHY:
+        if kind in kinds:
+            return reason
     return "planned in the expand stage under lock_timeout with retries"
 
 
-def _convert(node: ast.Node) -> tuple[list[dict[str, Any]], str]:
+def _constraint_name(op: Operation) -> str | None:
+    return getattr(op, "name", None) if op.kind in ("add_foreign_key", "add_check", "add_unique") else None
+
+
+def _validate_only(node: ast.AlterTableStmt, added: set[str | None]) -> str | None:
+    """The skip reason for `ALTER TABLE ... VALIDATE CONSTRAINT c` after this file adds c."""
+    cmds = node.cmds or ()
+    if cmds and all(cmd.subtype == enums.AlterTableType.AT_ValidateConstraint for cmd in cmds):
+        if all(cmd.name in added for cmd in cmds):
+            return "the add_* operation above validates it itself, after the backfill"
+        raise _NotConvertible(
+            "VALIDATE CONSTRAINT of a constraint this file does not add: it takes SHARE UPDATE EXCLUSIVE "
+            "(writes continue), so run it as written"
+        )
+    return None
+
+
+def _convert(node: ast.Node, added: set[str | None] | None = None) -> tuple[list[dict[str, Any]], str]:
     """(operations, skip reason); raises _NotConvertible with the reason."""
     match node:
         case ast.TransactionStmt():
@@ -170,33 +200,28 @@ def _convert(node: ast.Node) -> tuple[list[dict[str, Any]], str]:
         case ast.VariableSetStmt():
             raise _NotConvertible(f"session setting {node.name}: the orchestrator's steps do not run it")
         case ast.AlterTableStmt():
+            skip = _validate_only(node, added or set())
+            if skip is not None:
+                return [], skip
             return _alter_table(node), ""
         case ast.IndexStmt():
             return [_create_index(node)], ""
         case ast.UpdateStmt():
             return _update(node), ""
         case ast.CreateStmt():
-            raise _NotConvertible(
-                "create_table is not in the operation catalogue yet; a new table has no traffic, so running "
-                "it as written before expand is safe"
-            )
+            return [convert_ddl.create_table(node)], ""
         case ast.DropStmt() if node.removeType == enums.ObjectType.OBJECT_INDEX:
             raise _NotConvertible(
-                "drop_index (DROP INDEX CONCURRENTLY in contract) is not in the catalogue yet"
+                "DROP INDEX does not name the index's table, which drop_index needs: write "
+                "'drop_index: {table: ..., name: ...}' in the spec (it drops CONCURRENTLY in contract)"
             )
         case ast.DropStmt() if node.removeType == enums.ObjectType.OBJECT_TABLE:
-            raise _NotConvertible(
-                "drop_table (in contract, after the deploy gate) is not in the catalogue yet"
-            )
-        case ast.RenameStmt() if node.renameType == enums.ObjectType.OBJECT_COLUMN:
-            raise _NotConvertible(
-                "rename_column (expand/contract: new column, dual writes, backfill, drop) is not in the "
-                "catalogue yet"
-            )
-        case ast.RenameStmt() if node.renameType == enums.ObjectType.OBJECT_TABLE:
-            raise _NotConvertible(
-                "rename_table (a view under the other name while code moves) is not in the catalogue yet"
-            )
+            return convert_ddl.drop_table(node), ""
+        case ast.RenameStmt() if node.renameType in (
+            enums.ObjectType.OBJECT_COLUMN,
+            enums.ObjectType.OBJECT_TABLE,
+        ):
+            return [convert_ddl.rename(node)], ""
         case ast.DeleteStmt():
             raise _NotConvertible("a batched delete is not in the operation catalogue yet")
         case ast.VacuumStmt() | ast.ClusterStmt() | ast.ReindexStmt():
@@ -209,11 +234,10 @@ def _convert(node: ast.Node) -> tuple[list[dict[str, Any]], str]:
 
 
 def _table(relation: ast.RangeVar | None) -> str:
-    if relation is not None and relation.schemaname not in (None, "public"):
-        raise _NotConvertible(
-            f"table {relation.schemaname}.{relation.relname}: specs name tables in the search path only"
-        )
-    return relation_name(relation)
+    try:
+        return convert_ddl.table_of(relation)
+    except NotConvertibleError as error:
+        raise _NotConvertible(str(error)) from error
 
 
 def _alter_table(node: ast.AlterTableStmt) -> list[dict[str, Any]]:
@@ -222,40 +246,46 @@ def _alter_table(node: ast.AlterTableStmt) -> list[dict[str, Any]]:
     reasons: list[str] = []
     for cmd in node.cmds or ():
         try:
-            operations.append(_alter_command(table, cmd))
-        except _NotConvertible as reason:
+            _merge(operations, _alter_command(table, cmd))
+        except (_NotConvertible, NotConvertibleError) as reason:
             reasons.append(str(reason))
     if reasons:
         raise _NotConvertible("; ".join(reasons))
     return operations
 
 
+def _merge(operations: list[dict[str, Any]], operation: dict[str, Any]) -> None:
+    """`ALTER COLUMN a TYPE bigint, ALTER COLUMN a SET NOT NULL` is one alter_column of `a`."""
+    change = operation.get("alter_column")
+    if change is not None:
+        for earlier in operations:
+            same = earlier.get("alter_column")
+            if same is not None and same["column"] == change["column"]:
+                same.update(change)
+                return
+    operations.append(operation)
+
+
+_ALTER_COLUMN = frozenset(
+    {
+        enums.AlterTableType.AT_AlterColumnType,
+        enums.AlterTableType.AT_SetNotNull,
+        enums.AlterTableType.AT_DropNotNull,
+        enums.AlterTableType.AT_ColumnDefault,
+    }
+)
 _MISSING_KINDS = {
-    enums.AlterTableType.AT_AlterColumnType: "ALTER COLUMN TYPE needs alter_column_type (add a column of the "
-    "new type, sync trigger, backfill, swap in contract), not in the catalogue yet",
-    enums.AlterTableType.AT_SetNotNull: "SET NOT NULL needs set_not_null (CHECK ... NOT VALID, VALIDATE, then "
-    "SET NOT NULL), not in the catalogue yet",
-    enums.AlterTableType.AT_DropNotNull: "DROP NOT NULL needs alter_column, not in the catalogue yet (it is "
-    "catalog-only: safe to run as written under a lock_timeout)",
-    enums.AlterTableType.AT_ColumnDefault: "changing a default needs alter_column, not in the catalogue yet "
-    "(it is catalog-only: safe to run as written under a lock_timeout)",
-    enums.AlterTableType.AT_ValidateConstraint: "VALIDATE CONSTRAINT belongs to add_foreign_key / "
-    "add_check_constraint, not in the catalogue yet",
+    enums.AlterTableType.AT_ValidateConstraint: "VALIDATE CONSTRAINT together with other changes: give it a "
+    "statement of its own",
     enums.AlterTableType.AT_DropConstraint: "drop_constraint is not in the catalogue yet",
-}
-_CONSTRAINT_KINDS = {
-    enums.ConstrType.CONSTR_FOREIGN: "add_foreign_key (NOT VALID, then VALIDATE)",
-    enums.ConstrType.CONSTR_CHECK: "add_check_constraint (NOT VALID, then VALIDATE)",
-    enums.ConstrType.CONSTR_UNIQUE: "add_unique (unique index CONCURRENTLY, then USING INDEX)",
-    enums.ConstrType.CONSTR_PRIMARY: "a primary key operation (unique index CONCURRENTLY, then USING INDEX)",
-    enums.ConstrType.CONSTR_EXCLUSION: "an exclusion constraint operation",
 }
 
 
 def _alter_command(table: str, cmd: ast.AlterTableCmd) -> dict[str, Any]:
     subtype = cmd.subtype
     if subtype == enums.AlterTableType.AT_AddColumn and isinstance(cmd.def_, ast.ColumnDef):
-        return _add_column(table, cmd.def_)
+        column = convert_ddl.column_definition(cmd.def_, new_table=False)
+        return {"add_column": {"table": table, "column": column}}
     if subtype == enums.AlterTableType.AT_DropColumn:
         if cmd.behavior == enums.DropBehavior.DROP_CASCADE:
             raise _NotConvertible(
@@ -263,95 +293,60 @@ def _alter_command(table: str, cmd: ast.AlterTableCmd) -> dict[str, Any]:
             )
         return {"drop_column": {"table": table, "column": cmd.name}}
     if subtype == enums.AlterTableType.AT_AddConstraint and isinstance(cmd.def_, ast.Constraint):
-        contype = cmd.def_.contype
-        needed = (
-            _CONSTRAINT_KINDS.get(contype, "a constraint operation") if contype else "a constraint operation"
-        )
-        raise _NotConvertible(f"ADD CONSTRAINT needs {needed}, not in the catalogue yet")
+        return convert_ddl.add_constraint(table, cmd.def_)
+    if subtype in _ALTER_COLUMN:
+        return convert_ddl.alter_column(table, cmd)
     if subtype in _MISSING_KINDS:
         raise _NotConvertible(_MISSING_KINDS[subtype])
     label = subtype.name.removeprefix("AT_") if subtype is not None else "subcommand"
     raise _NotConvertible(f"no operation for ALTER TABLE {label} in the catalogue yet")
 
 
-def _add_column(table: str, column: ast.ColumnDef) -> dict[str, Any]:
-    name = column.colname
-    allowed = {enums.ConstrType.CONSTR_NOTNULL, enums.ConstrType.CONSTR_NULL, enums.ConstrType.CONSTR_DEFAULT}
-    extra = [
-        c.contype.name.removeprefix("CONSTR_")
-        for c in column_constraints(column)
-        if c.contype is not None and c.contype not in allowed
-    ]
-    if extra:
-        raise _NotConvertible(
-            f"column {name} with {', '.join(extra)}: add_column takes a type, nullability and a constant default; "
-            "the constraint needs its own operation (add_unique, add_foreign_key, add_check_constraint), not in "
-            "the catalogue yet"
-        )
-    if column.collClause is not None:
-        raise _NotConvertible(f"column {name} with COLLATE: add_column takes no collation")
-    definition: dict[str, Any] = {"name": name, "type": type_text(column.typeName)}
-    default = default_expression(column)
-    if isinstance(default, ast.A_Const) and default.isnull:
-        default = None  # DEFAULT NULL is no default
-    if default is not None:
-        value = constant_value(default)
-        if value is None:
-            raise _NotConvertible(
-                f"default {sql_text(default)} of {name} is not a constant: add_column takes constants only; "
-                "add the column without it and backfill (a default for new rows needs alter_column, not in "
-                "the catalogue yet)"
-            )
-        definition["default"] = value
-    if any(c.contype == enums.ConstrType.CONSTR_NOTNULL for c in column_constraints(column)):
-        if default is None:
-            raise _NotConvertible(
-                f"NOT NULL column {name} without a default: needs add nullable + backfill + set_not_null, and "
-                "set_not_null is not in the catalogue yet"
-            )
-        definition["nullable"] = False
-    return {"add_column": {"table": table, "column": definition}}
-
-
 def _create_index(node: ast.IndexStmt) -> dict[str, Any]:
     table = _table(node.relation)
-    if node.whereClause is not None:
-        raise _NotConvertible("a partial index (WHERE): create_index takes plain columns only")
     if node.indexIncludingParams:
-        raise _NotConvertible("INCLUDE columns: create_index takes plain key columns only")
+        raise _NotConvertible("INCLUDE columns: create_index takes key columns and expressions only")
     method = (node.accessMethod or "btree").lower()
     if method not in _INDEX_METHODS:
         raise _NotConvertible(
             f"index method {method}: create_index knows {', '.join(sorted(_INDEX_METHODS))}"
         )
-    columns = []
+    columns: list[str] = []
+    expressions: list[str] = []
     for element in node.indexParams or ():
-        plain = (
+        plain_options = (
             isinstance(element, ast.IndexElem)
-            and element.name
-            and element.expr is None
             and not element.opclass
             and not element.collation
             and element.ordering == enums.SortByDir.SORTBY_DEFAULT
             and element.nulls_ordering == enums.SortByNulls.SORTBY_NULLS_DEFAULT
         )
-        if not plain:
+        if not plain_options:
             raise _NotConvertible(
-                "an expression, operator class or ordering in the index: create_index takes plain columns"
+                "an operator class, collation or ordering in the index: create_index takes none"
             )
-        assert isinstance(element, ast.IndexElem) and element.name is not None
-        columns.append(element.name)
+        assert isinstance(element, ast.IndexElem)
+        if element.expr is not None:
+            expressions.append(sql_text(element.expr))
+        elif expressions:
+            raise _NotConvertible("a plain column after an expression: create_index lists columns first")
+        elif element.name is not None:
+            columns.append(element.name)
     # PostgreSQL's own choice for an unnamed index, so the plan names what the database would.
-    name = node.idxname or f"{table}_{'_'.join(columns)}_{'key' if node.unique else 'idx'}"[:63]
-    return {
-        "create_index": {
-            "table": table,
-            "name": name,
-            "columns": columns,
-            "unique": bool(node.unique),
-            "method": method,
-        }
+    label = "_".join(columns) or "expr"
+    name = node.idxname or f"{table}_{label}_{'key' if node.unique else 'idx'}"[:63]
+    operation: dict[str, Any] = {
+        "table": table,
+        "name": name,
+        "columns": columns,
+        "unique": bool(node.unique),
+        "method": method,
     }
+    if expressions:
+        operation["expressions"] = expressions
+    if node.whereClause is not None:
+        operation["where"] = sql_text(node.whereClause)
+    return {"create_index": operation}
 
 
 def _update(node: ast.UpdateStmt) -> list[dict[str, Any]]:

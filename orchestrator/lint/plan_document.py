@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from orchestrator.domain.plan import Plan, Stage, Step, StepAction
 from orchestrator.lint.convert import Conversion, Outcome
 from orchestrator.lint.findings import Severity
+from orchestrator.lint.live import LivePreflight
+from orchestrator.lint.live_render import markdown_checks, markdown_estimates
 
 
 @dataclass(frozen=True)
@@ -49,8 +51,11 @@ def assess_risk(plan: Plan, conversion: Conversion | None = None) -> Risk:
     )
 
 
-def render_plan_document(plan: Plan, conversion: Conversion | None = None, *, purpose: str = "") -> str:
-    """`purpose` is the spec's description; a conversion brings its own."""
+def render_plan_document(
+    plan: Plan, conversion: Conversion | None = None, *, purpose: str = "", live: LivePreflight | None = None
+) -> str:
+    """`purpose` is the spec's description; a conversion brings its own. `live`: the live preflight
+    (sizes, data checks, measured durations), when planned against a target."""
     lines = [f"# Migration plan: {plan.migration}", "", "## Purpose", ""]
     steps = plan.steps()
     if conversion is not None and conversion.spec is not None:
@@ -61,6 +66,9 @@ def render_plan_document(plan: Plan, conversion: Conversion | None = None, *, pu
     lines.extend(f"- {step.description}" for step in steps)
 
     risk = assess_risk(plan, conversion)
+    if live is not None and not live.passed:
+        refused = [f"the live preflight refuses the plan: {message}" for _, message in live.problems]
+        risk = Risk("high", refused + risk.reasons)
     lines += ["", f"## Risk: {risk.level}", ""]
     lines.extend(f"- {reason}" for reason in risk.reasons)
 
@@ -94,22 +102,32 @@ def render_plan_document(plan: Plan, conversion: Conversion | None = None, *, pu
             lines.extend(_stage_rollback(staged.steps))
 
     lines += ["", "## Estimated time", ""]
-    for staged in plan.stages:
-        estimates = [f"{step.description}: {step.estimate}" for step in staged.steps if step.estimate]
-        if estimates:
-            lines.append(f"- {staged.stage.value}: " + "; ".join(estimates))
-    lines.append(
-        "- Table sizes are not known offline: the live preflight (`--target-dsn`, not available yet) would "
-        "turn these into durations from the table's size and a measured copy rate."
-    )
+    if live is not None:
+        lines.extend(markdown_estimates(live))
+    else:
+        for staged in plan.stages:
+            estimates = [f"{step.description}: {step.estimate}" for step in staged.steps if step.estimate]
+            if estimates:
+                lines.append(f"- {staged.stage.value}: " + "; ".join(estimates))
+        lines.append(
+            "- Table sizes are not known offline: the live preflight (`--target-dsn DSN`) turns these into "
+            "durations from the table's size and a copy rate measured on the target."
+        )
 
     lines += ["", "## Checks", ""]
-    lines.append("- Passed: the spec validates (identifiers, type names, constants, expressions parse).")
+    if live is not None:
+        lines.extend(markdown_checks(live))
+    else:
+        lines.append("- Passed: the spec validates (identifiers, type names, constants, expressions parse).")
     lines.append(
         "- Passed: the planner's checks (nothing added, indexed or dropped twice; nothing backfilled that "
         "the plan drops; unique indexes only as btree)."
     )
-    lines.append("- Not run: the live preflight (sizes, NULLs, duplicates, orphans, blocking transactions).")
+    if live is None:
+        lines.append(
+            "- Not run: the live preflight (sizes, NULLs, duplicates, orphans, casts, blocking "
+            "transactions): give `--target-dsn DSN`."
+        )
 
     if conversion is not None:
         lines.extend(_conversion_sections(conversion))
