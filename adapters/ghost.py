@@ -264,7 +264,13 @@ def describe_exit(code: int, state: GhostState, tail: Sequence[str] = ()) -> str
     else:
         meaning = f"exited {code}"
     detail = state.errors[-3:] or [line for line in tail if line.strip()][-3:]
-    return f"gh-ost {meaning}" + (": " + " | ".join(detail) if detail else "")
+    text = f"gh-ost {meaning}" + (": " + " | ".join(detail) if detail else "")
+    if any("Unknown system variable 'transaction_isolation'" in line for line in (*state.errors, *tail)):
+        text += (
+            " (this server, MariaDB before 11.1, has no transaction_isolation, which gh-ost releases up to "
+            "1.1.9 set: github/gh-ost#1488; use pt-osc or a gh-ost built for MariaDB)"
+        )
+    return text
 
 
 # -- the interactive socket -----------------------------------------------------------------------------

@@ -300,7 +300,15 @@ class CopyDriver:
         return columns, skipped, key_name
 
     async def judge(
-        self, step: Step, work: CopyWork, comparison: Comparison, copy: str, seconds: float, *, tool: CopyTool
+        self,
+        step: Step,
+        work: CopyWork,
+        comparison: Comparison,
+        copy: str,
+        seconds: float,
+        *,
+        tool: CopyTool,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         data = {
             "original_rows": comparison.original_rows,
@@ -308,6 +316,7 @@ class CopyDriver:
             "compared_columns": comparison.compared_columns,
             "skipped_columns": comparison.skipped_columns,
             "seconds": round(seconds, 3),
+            **(extra or {}),
         }
         if comparison.equal:
             skipped = (

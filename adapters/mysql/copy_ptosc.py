@@ -1,21 +1,27 @@
-"""pt-online-schema-change's side of a copy step: the dry-run preflight, the copy-only run with its
-triggers left to keep the copy in sync, the verification (chunk by chunk, each in a consistent snapshot
-of its own: the triggers write both tables in the application's transaction, so any snapshot sees them
-agree), and osctl's own swap: ANALYZE, one RENAME under lock_timeout, the triggers and old table gone."""
+"""pt-online-schema-change's side of a copy step: a dry run to confirm how it reads a rename (only
+when there is one), the copy-only run with its triggers left to keep the copy in sync, the verification
+(range by range, each in a consistent snapshot of its own: the triggers write both tables in the
+application's transaction, so any snapshot sees them agree; most of it while the tool still copies,
+see ptosc_verify.py), and osctl's own swap: ANALYZE, one RENAME under lock_timeout, the triggers and
+old table gone."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import replace
 from typing import TYPE_CHECKING
+
+import structlog
 
 from adapters import ptosc
 from adapters.copy_errors import CopyRefusedError, CopyToolError
 from adapters.mysql import copy_sql
 from adapters.mysql.copy_state import LIVE, CopyFiles, LiveCopy
 from adapters.mysql.keyset import quote
-from adapters.mysql.verify import Comparison, Range, compare_range, plan_ranges
+from adapters.mysql.ptosc_verify import RangeVerification
+from adapters.mysql.verify import Comparison
 from adapters.process import Stream, ToolProcess
 from adapters.ptosc import PtOscRun, PtOscState
 from orchestrator.domain.copy_tools import CopyTool, CopyWork
@@ -24,7 +30,7 @@ from orchestrator.domain.plan import Step
 if TYPE_CHECKING:
     from adapters.mysql.copy import CopyDriver
 
-VERIFY_PARALLEL = 2
+log = structlog.get_logger(__name__)
 
 
 class PtOscCopy:
@@ -57,15 +63,35 @@ class PtOscCopy:
         )
 
     async def copy(self) -> LiveCopy:
-        step, work, dsn = self._step, self._work, self._driver._dsn
+        work, dsn = self._work, self._driver._dsn
         files = self._driver._files(work.table)
         files.prepare()
         files.write_private(files.credentials, ptosc.option_file_text(dsn.user, dsn.password))
         files.remove(files.pause)
         binary = self._driver._settings.ptosc_binary
-        # Preflight: the tool's own checks and its reading of the ALTER, changing nothing.
+        expected = {old: new for old, new in work.facts.renamed_columns}
+        run = self._run(files, execute=True)
+        if expected:
+            await self._confirm_renames(binary, replace(run, execute=False), expected)
+            run = replace(run, renames_confirmed=True)
+        # Without a rename there is no dry run: --execute makes the same checks before it creates
+        # anything (its --check-alter refuses a rename it reads but osctl does not), and a failure then
+        # leaves nothing the cleanup does not remove.
+        state = PtOscState()
+        process = await ToolProcess.start(
+            ptosc.ptosc_argv(binary, run),
+            on_line=lambda stream, line: ptosc.feed(state, stream is Stream.STDERR, line),
+            pid_file=files.pid,
+        )
+        live = LiveCopy(CopyTool.PT_OSC, process, files, ptosc_state=state)
+        LIVE[self._driver._key(work.table)] = live
+        return await self.finish(live)
+
+    async def _confirm_renames(self, binary: str, dry_run: PtOscRun, expected: dict[str, str]) -> None:
+        """A rename is copied only under --no-check-alter, which also silences pt-osc's other checks:
+        first a dry run (which changes nothing) must show it reads exactly the renames osctl reads."""
+        step = self._step
         dry = PtOscState()
-        dry_run = self._run(files, execute=False)
         process = await ToolProcess.start(
             ptosc.ptosc_argv(binary, dry_run),
             on_line=lambda stream, line: ptosc.feed(dry, stream is Stream.STDERR, line),
@@ -79,7 +105,6 @@ class PtOscCopy:
                 exit_code=exit_.code,
                 retryable=exit_.code in ptosc.RETRYABLE_EXITS,
             )
-        expected = {old: new for old, new in work.facts.renamed_columns}
         if dry.renames != expected:
             raise CopyRefusedError(
                 step.id,
@@ -87,21 +112,18 @@ class PtOscCopy:
                 f"pt-osc reads the ALTER as renaming {dry.renames or 'nothing'}, but it renames "
                 f"{expected or 'nothing'}: its copy would lose data; use gh-ost or rewrite the clause",
             )
-        state = PtOscState()
-        run = replace(dry_run, execute=True, renames_confirmed=bool(expected))
-        process = await ToolProcess.start(
-            ptosc.ptosc_argv(binary, run),
-            on_line=lambda stream, line: ptosc.feed(state, stream is Stream.STDERR, line),
-            pid_file=files.pid,
-        )
-        live = LiveCopy(CopyTool.PT_OSC, process, files, ptosc_state=state)
-        LIVE[self._driver._key(work.table)] = live
-        return await self.finish(live)
 
     async def finish(self, live: LiveCopy) -> LiveCopy:
-        """Supervise the copy to its end, then verify it: the tool's own exit is not proof enough."""
+        """Supervise the copy to its end, then verify it: the tool's own exit is not proof enough. The
+        verification follows the copy while it runs (ptosc_verify.py) and completes after it."""
         step, work = self._step, self._work
-        await self._driver.supervise(step, live, "copying")
+        stop = asyncio.Event()
+        following = asyncio.create_task(self._follow(live, stop)) if work.verify else None
+        try:
+            await self._driver.supervise(step, live, "copying")
+        finally:
+            stop.set()  # the follower finishes the range it is comparing, no more
+            followed = await asyncio.gather(following, return_exceptions=True) if following else [None]
         exit_ = await live.process.wait()
         live.files.remove(live.files.credentials, live.files.pause)  # the tool is done with them
         state = live.ptosc_state
@@ -118,41 +140,59 @@ class PtOscCopy:
             )
         await self._driver._report(step, live, "verifying")
         if work.verify:
-            await self.verify()
+            verification = followed[0] if isinstance(followed[0], RangeVerification) else None
+            if isinstance(followed[0], BaseException):
+                log.warning("ptosc_verify_follow_failed", step_id=step.id, error=repr(followed[0]))
+            await self.verify(verification)
         live.verified = True
         await self._driver._report(step, live, "copied")
         return live
 
-    async def verify(self) -> Comparison:
-        """pt-osc's copy: chunk by chunk, each in a snapshot of its own, a few at a time."""
-        step, work = self._step, self._work
+    async def _follow(self, live: LiveCopy, stop: asyncio.Event) -> RangeVerification | None:
+        """Compare the ranges the copy has passed while it runs (None: it ended before it began)."""
+        state = live.ptosc_state
+        assert state is not None
+
+        def copying() -> bool:
+            return live.process.running and not stop.is_set()
+
+        # The copy table exists, altered and with its triggers, once pt-osc starts copying rows.
+        while copying() and state.phase not in (ptosc.Phase.COPYING, ptosc.Phase.COPIED):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=0.1)
+        if not copying():
+            return None
+        verification = await self._verification()
+        await verification.follow(lambda: state.percent, lambda: live.process.running, stop)
+        return verification
+
+    async def _verification(self) -> RangeVerification:
+        work = self._work
         copy = ptosc.new_table_name(work.table)
         columns, skipped, key = await self._driver.comparable_columns(work, copy)
-        ranges: list[Range] = [Range(None, None)]
-        if key is not None:
-            pk = next(c for c in columns if c.old == key)
-            ranges = await self._call(lambda cur: plan_ranges(cur, work.table, [(key, pk.data_type)]))
-        semaphore = asyncio.Semaphore(VERIFY_PARALLEL)
+        verification = await RangeVerification.plan(self._call, work.table, copy, columns, key)
+        verification.skipped = skipped
+        return verification
 
-        async def one(part: Range) -> tuple[int, int, bool]:
-            async with semaphore:
-                return await self._call(
-                    lambda cur: compare_range(
-                        cur, work.table, copy, columns, key or columns[0].old, part, snapshot=True
-                    )
-                )
-
+    async def verify(self, verification: RangeVerification | None = None) -> Comparison:
+        """pt-osc's copy: range by range, each in a snapshot of its own; what `verification` already
+        found equal while the tool was copying is not compared again."""
+        step, work = self._step, self._work
+        verification = verification or await self._verification()
         started = time.monotonic()
-        results = await asyncio.gather(*(one(part) for part in ranges))
-        comparison = Comparison(
-            original_rows=sum(r[0] for r in results),
-            copy_rows=sum(r[1] for r in results),
-            mismatched=[_range_text(key, part) for part, r in zip(ranges, results, strict=True) if not r[2]],
-            compared_columns=[c.old for c in columns],
-            skipped_columns=skipped,
-        )
+        comparison = await verification.finish()
         await self._driver.judge(
-            step, work, comparison, copy, time.monotonic() - started, tool=CopyTool.PT_OSC
+            step,
+            work,
+            comparison,
+            ptosc.new_table_name(work.table),
+            time.monotonic() - started,
+            tool=CopyTool.PT_OSC,
+            extra={
+                "ranges": verification.ranges,
+                "compared_during_copy": verification.compared_during_copy,
+                "compare_seconds": round(verification.seconds, 3),
+            },
         )
         return comparison
 
@@ -187,9 +227,3 @@ class PtOscCopy:
         files = live.files if live is not None else self._driver._files(work.table)
         files.remove(files.credentials, files.pause, files.pid)
         return True
-
-
-def _range_text(key: str | None, part: Range) -> str:
-    if key is None or (part.low is None and part.high is None):
-        return "the whole table"
-    return f"{key} {'' if part.low is None else part.low}..{'' if part.high is None else part.high}"

@@ -146,7 +146,9 @@ def table_facts(cur: Cursor, table: str) -> TableFacts:
         columns.setdefault(str(index), []).append(str(column).lower())
         if is_nullable == "YES":
             nullable.add(str(index))
+    version = _rows(cur, "SELECT VERSION()", ())
     return TableFacts(
+        server_version=str(version[0][0]) if version else "",
         references_other_tables=int(own_fks[0][0]) > 0,  # type: ignore[call-overload]
         referenced_by=tuple(str(row[0]) for row in referencing),
         triggers=tuple(str(row[0]) for row in triggers if not str(row[0]).startswith(prefix)),

@@ -61,6 +61,8 @@ COPY_TOOL_HINT = (
 )
 
 CHUNK_ATTEMPTS = 5
+# A table without statistics is counted up to this many rows: enough to tell small from large.
+ROW_COUNT_BOUND = 10_000_000
 CHUNK_RETRY_BASE_SECONDS = 0.05
 
 
@@ -114,7 +116,11 @@ class MysqlTarget:
 
     # -- DDL ----------------------------------------------------------------------------------------
 
-    async def execute_step(self, step: Step, *, lock_timeout_ms: int) -> Attempt:
+    async def execute_step(
+        self, step: Step, *, lock_timeout_ms: int, statement_timeout_ms: int | None = None
+    ) -> Attempt:
+        # statement_timeout_ms is PostgreSQL's bound on strong-lock statements; MySQL's online DDL
+        # runs under lock_wait_timeout only (a max_statement_time here is not wired yet).
         if step.copy_work is not None:
             return await self._copy.execute(step, lock_timeout_ms=lock_timeout_ms)
         if step.sql is None:
@@ -282,13 +288,20 @@ class MysqlTarget:
     async def describe_table(self, table: str) -> TableInfo | None:
         def read(cur: Cursor) -> TableInfo | None:
             cur.execute(
-                "SELECT TABLE_ROWS FROM information_schema.TABLES "
-                "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
+                "SELECT TABLE_ROWS, COALESCE(DATA_LENGTH, 0) + COALESCE(INDEX_LENGTH, 0), VERSION() "
+                "FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
                 (table,),
             )
             found = cur.fetchone()
             if found is None:
                 return None
+            rows, size, version = int(found[0] or 0), int(found[1] or 0), str(found[2])
+            if rows == 0:  # no statistics yet (a new or just loaded table): count, up to a bound
+                cur.execute(
+                    f"SELECT COUNT(*) FROM (SELECT 1 FROM {quote(check_identifier(table))} "  # noqa: S608
+                    f"LIMIT {ROW_COUNT_BOUND}) AS counted"
+                )
+                rows = _scalar(cur)
             cur.execute(
                 "SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE = 'YES' FROM information_schema.COLUMNS "
                 "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION",
@@ -319,7 +332,9 @@ class MysqlTarget:
                 },
                 primary_key=index_columns.get("PRIMARY", []),
                 walk_key=[column.name for column in walk[1]] if walk else [],
-                estimated_rows=int(found[0] or 0),
+                estimated_rows=rows,
+                estimated_bytes=size,
+                server_version=version,
             )
 
         return await self._call(read)

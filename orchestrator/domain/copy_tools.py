@@ -8,6 +8,7 @@ configured, and asks `choose_tool` again at run time. No I/O here.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -95,6 +96,26 @@ class TableFacts:
     # PRIMARY and UNIQUE keys whose columns are all NOT NULL, by name.
     unique_keys: dict[str, tuple[str, ...]] = field(default_factory=dict)
     nullable_unique_keys: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    server_version: str = ""  # VERSION(), e.g. "10.11.19-MariaDB-0+deb12u1-log"
+
+
+_MARIADB_VERSION = re.compile(r"^(\d+)\.(\d+)\.\d+.*mariadb", re.IGNORECASE)
+
+
+def ghost_server_problem(server_version: str) -> str | None:
+    """Why released gh-ost cannot run against this server, or None.
+
+    gh-ost sets `transaction_isolation` on every connection; MariaDB knows that name only from 11.1
+    (before, `tx_isolation`), so every gh-ost release up to 1.1.9 stops at once on MariaDB 10.x with
+    error 1193 (github/gh-ost#1488, fixed upstream after 1.1.9).
+    """
+    match = _MARIADB_VERSION.match(server_version)
+    if match is None or (int(match[1]), int(match[2])) >= (11, 1):
+        return None
+    return (
+        f"MariaDB {match[1]}.{match[2]} has no transaction_isolation variable, which gh-ost sets on every "
+        "connection (github/gh-ost#1488; MariaDB adds it in 11.1)"
+    )
 
 
 @dataclass(frozen=True)
@@ -189,6 +210,10 @@ def choose_tool(
     """The copy tool for this change, or None with every reason. `ghost_available` None: not known yet
     (plan time); the choice then says what happens either way."""
     refusals = tool_refusals(facts, table)
+    server_problem = ghost_server_problem(table.server_version) if table is not None else None
+    if server_problem is not None and strategy != "gh_ost":
+        # Asked for by name, gh-ost runs: the configured binary may be one built for this server.
+        refusals[CopyTool.GH_OST] = (server_problem, *refusals[CopyTool.GH_OST])
     if ghost_available is False:
         refusals[CopyTool.GH_OST] = (
             "no gh-ost binary is configured (GH_OST_BIN)",
@@ -200,6 +225,9 @@ def choose_tool(
         tool = CopyTool(strategy)
         if refusals[tool]:
             return ToolChoice(None, f"{tool.label} was asked for, but {refusals[tool][0]}", refusals)
+        if tool is CopyTool.GH_OST and server_problem is not None:
+            why = f"gh-ost, as the spec asks, although {server_problem}: it needs a gh-ost built for it"
+            return ToolChoice(tool, why, refusals)
         return ToolChoice(tool, f"{tool.label}, as the spec asks", refusals)
     if ghost_ok and ghost_available:
         return ToolChoice(

@@ -11,6 +11,7 @@ from orchestrator.domain.copy_tools import (
     CopyTool,
     TableFacts,
     choose_tool,
+    ghost_server_problem,
     shared_columns,
     tool_refusals,
 )
@@ -166,3 +167,36 @@ def test_shared_columns_follow_renames_and_skip_type_changes() -> None:
     old = [("id", "bigint"), ("code", "varchar(8) utf8mb4"), ("note", "text utf8mb4"), ("gone", "int")]
     new = [("id", "bigint"), ("sku", "varchar(8) utf8mb4"), ("note", "varchar(64) utf8mb4"), ("added", "int")]
     assert shared_columns(old, new, [("code", "sku")]) == ([("id", "id"), ("code", "sku")], ["note"])
+
+
+@pytest.mark.parametrize(
+    ("version", "refused"),
+    [
+        ("10.11.19-MariaDB-0+deb12u1-log", True),
+        ("10.6.12-MariaDB", True),
+        ("11.0.2-MariaDB", True),
+        ("11.1.0-MariaDB", False),
+        ("11.4.3-MariaDB-log", False),
+        ("8.0.36", False),
+        ("5.7.44-log", False),
+        ("", False),
+    ],
+)
+def test_released_gh_ost_cannot_run_on_mariadb_before_11_1(version: str, refused: bool) -> None:
+    problem = ghost_server_problem(version)
+    assert (problem is not None) is refused
+    if refused:
+        assert "transaction_isolation" in problem and "#1488" in problem  # type: ignore[operator]
+
+
+def test_auto_takes_pt_osc_on_old_mariadb_but_an_explicit_gh_ost_still_runs() -> None:
+    table = TableFacts(unique_keys={"PRIMARY": ("id",)}, server_version="10.11.19-MariaDB-log")
+    auto = choose_tool("auto", facts("ADD COLUMN c int"), table, ghost_available=True)
+    assert auto.tool is CopyTool.PT_OSC
+    assert "transaction_isolation" in auto.why
+    explicit = choose_tool("gh_ost", facts("ADD COLUMN c int"), table, ghost_available=True)
+    assert explicit.tool is CopyTool.GH_OST and "built for it" in explicit.why
+    modern = TableFacts(unique_keys={"PRIMARY": ("id",)}, server_version="11.4.3-MariaDB")
+    assert (
+        choose_tool("auto", facts("ADD COLUMN c int"), modern, ghost_available=True).tool is CopyTool.GH_OST
+    )

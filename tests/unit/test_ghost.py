@@ -312,3 +312,13 @@ def test_an_older_gh_ost_runs_without_the_flags_it_does_not_know_and_refuses_gti
     assert ghost_argv("gh-ost", RUN, older | {"skip-metadata-lock-check"}) == ghost_argv("gh-ost", RUN)
     with pytest.raises(GhostFlagUnsupportedError, match="--gtid"):
         ghost_argv("gh-ost", replace(RUN, gtid=True), older)
+
+
+def test_an_exit_on_mariadb_before_11_1_says_why_and_what_to_do() -> None:
+    state = GhostState()
+    line = "2026-11-28 12:59:49 FATAL Error 1193: Unknown system variable 'transaction_isolation'"
+    feed(state, line)
+    text = describe_exit(1, state, [line])
+    assert text.startswith("gh-ost exited 1: ")
+    assert "github/gh-ost#1488" in text and "pt-osc" in text
+    assert "#1488" not in describe_exit(1, GhostState(), ["FATAL something else"])

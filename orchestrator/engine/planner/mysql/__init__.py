@@ -3,6 +3,7 @@ operation, forward and rollback side by side. The target adapts the algorithm to
 
 from __future__ import annotations
 
+from orchestrator.domain.direct_ddl import DirectLimits
 from orchestrator.domain.plan import Stage, Step
 from orchestrator.domain.spec import MigrationSpec
 from orchestrator.engine.planner.context import LiveTables, OperationPlanner, plan_each
@@ -17,5 +18,7 @@ PLANNERS: dict[str, OperationPlanner] = {
 }
 
 
-def plan_steps(spec: MigrationSpec, tables: LiveTables = None) -> dict[Stage, list[Step]]:
-    return plan_each(spec, PLANNERS, "mysql", tables)
+def plan_steps(
+    spec: MigrationSpec, tables: LiveTables = None, *, direct_limits: DirectLimits | None = None
+) -> dict[Stage, list[Step]]:
+    return plan_each(spec, PLANNERS, "mysql", tables, direct_limits=direct_limits)

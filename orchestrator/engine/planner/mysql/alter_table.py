@@ -1,5 +1,8 @@
 """alter_table: a raw MySQL ALTER clause list, run through a copy tool (gh-ost or pt-online-schema-change)
-or, with `strategy: direct`, the server's own online DDL.
+or, with `strategy: direct`, the server's own online DDL. `strategy: auto` takes the server's own DDL
+when, planned against the live table, the server makes the change without blocking writes and either
+reads no rows (INSTANT, catalog only) or the table is within the configured size (domain/direct_ddl.py);
+otherwise a copy tool. The plan says which and why.
 
 Stage placement follows what old application code survives:
 - an additive change (new nullable column, new index, table options) is copied and cut over in expand;
@@ -16,11 +19,13 @@ from __future__ import annotations
 
 from orchestrator.domain.copy_tools import AlterFacts, CopyPhase, CopyWork, choose_tool, old_table_name
 from orchestrator.domain.copy_tools import CopyTool as Tool
+from orchestrator.domain.direct_ddl import DirectChoice, OnlineCost, TableSize, choose_direct
 from orchestrator.domain.errors import SpecError
 from orchestrator.domain.operations import AlterTable
 from orchestrator.domain.plan import Stage, Step, StepAction
 from orchestrator.engine.planner.context import PlanContext, step_id
-from orchestrator.engine.planner.mysql.alter_clause import analyse
+from orchestrator.engine.planner.mysql import online_ddl
+from orchestrator.engine.planner.mysql.alter_clause import analyse, parse_clause
 from orchestrator.engine.planner.mysql.sql import quote_name
 
 ESTIMATE = (
@@ -57,9 +62,25 @@ def plan(op: AlterTable, index: int, context: PlanContext) -> None:
     if op.strategy == "direct":
         _plan_direct(op, index, context, clause, facts)
         return
+    not_direct = ""
+    if op.strategy == "auto":
+        direct, online = _direct_choice(op, context)
+        if direct.direct:
+            _plan_direct(op, index, context, clause, facts, why=direct.why, online=online)
+            return
+        not_direct = f"; not the server's own DDL: {direct.why}"
     choice = choose_tool(op.strategy, facts, None, ghost_available=None)
+    if choice.tool is None and op.strategy == "auto" and context.tables is None:
+        # Offline, only the live table can tell whether the server makes it online: plan that, the
+        # one way left; planned against the table, the choice is made again (or refused, with reasons).
+        why = (
+            f"{choice.why}; the server's own online DDL is left, whether it can make it depends on the "
+            "live table (LOCK=NONE: refused rather than blocking writes)"
+        )
+        _plan_direct(op, index, context, clause, facts, why=why)
+        return
     if choice.tool is None:
-        raise SpecError([("strategy" if op.strategy != "auto" else "alter", choice.why)])
+        raise SpecError([("strategy" if op.strategy != "auto" else "alter", choice.why + not_direct)])
     gated = not facts.backward_compatible
     base = CopyWork(
         table=op.table,
@@ -88,7 +109,8 @@ def plan(op: AlterTable, index: int, context: PlanContext) -> None:
             Stage.EXPAND,
             base.model_copy(update={"deferrable": True}),
             f"copy {op.table} ({clause}) and hold the cut-over for the deploy gate "
-            f"[{choice.why}; pt-osc, which cannot hold a cut-over, copies in the backfill stage instead]",
+            f"[{choice.why}{not_direct}; pt-osc, which cannot hold a cut-over, copies in the backfill stage "
+            "instead]",
             risk + " " + placement,
         )
     _add_copy(
@@ -97,7 +119,7 @@ def plan(op: AlterTable, index: int, context: PlanContext) -> None:
         op,
         copy_stage,
         base,
-        f"copy {op.table} ({clause}), keep the copy in sync and verify it [{choice.why}]"
+        f"copy {op.table} ({clause}), keep the copy in sync and verify it [{choice.why}{not_direct}]"
         + (" (reuses the copy gh-ost holds since expand)" if gated and Tool.GH_OST in tools else ""),
         risk + " " + placement,
     )
@@ -183,21 +205,53 @@ def _add_copy(
     )
 
 
-def _plan_direct(op: AlterTable, index: int, context: PlanContext, clause: str, facts: AlterFacts) -> None:
+def _direct_choice(op: AlterTable, context: PlanContext) -> tuple[DirectChoice, online_ddl.Online | None]:
+    """Whether auto lets the server make the change itself: only when planned against the live table,
+    whose server version and size decide it."""
+    live = context.tables.get(op.table) if context.tables is not None else None
+    if live is None:
+        return DirectChoice(False, "planned without the live table, whose server and size decide that"), None
+    version = online_ddl.server_version(live.server_version)
+    if version is None:
+        return DirectChoice(
+            False, f"osctl does not know what server {live.server_version!r} runs online"
+        ), None
+    tree, understood = parse_clause(op.table, op.alter)
+    verdict = online_ddl.verdict(tree, understood, live, version)
+    size = TableSize(rows=live.estimated_rows, bytes=live.estimated_bytes)
+    choice = choose_direct(verdict, size, context.direct_limits, keep_old_table=op.keep_old_table)
+    return choice, online_ddl.Online(version, verdict)
+
+
+def _plan_direct(
+    op: AlterTable,
+    index: int,
+    context: PlanContext,
+    clause: str,
+    facts: AlterFacts,
+    *,
+    why: str | None = None,
+    online: online_ddl.Online | None = None,
+) -> None:
     if op.keep_old_table:
         raise SpecError(
             [("keep_old_table", "strategy direct changes the table in place: there is no old table")]
         )
     stage = Stage.EXPAND if facts.backward_compatible else Stage.CONTRACT
+    # LOCK=NONE: the server refuses rather than blocks writes when it cannot do this online. MariaDB
+    # takes INSTANT under INPLACE by itself; MySQL rebuilds under INPLACE, so an all-instant change
+    # says INSTANT there (refused, too, rather than done another way).
+    algorithm = "ALGORITHM=INPLACE, LOCK=NONE"
+    if online is not None and online.version.flavor == "mysql" and online.verdict.cost is OnlineCost.INSTANT:
+        algorithm = "ALGORITHM=INSTANT"
     context.add(
         Step(
             id=step_id(stage, index, op.kind, op.table),
             stage=stage,
             operation_index=index,
             action=StepAction.DDL,
-            description=op.describe() + " (the server's online DDL)",
-            # LOCK=NONE: the server refuses rather than blocks writes when it cannot do this online.
-            sql=f"ALTER TABLE {quote_name(op.table)} {clause}, ALGORITHM=INPLACE, LOCK=NONE",
+            description=op.describe() + " (the server's online DDL)" + (f" [auto: {why}]" if why else ""),
+            sql=f"ALTER TABLE {quote_name(op.table)} {clause}, {algorithm}",
             transactional=False,
             table=op.table,
             lock_timeout_ms=context.lock_timeout_ms,

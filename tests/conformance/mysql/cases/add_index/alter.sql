@@ -1,0 +1,1 @@
+ADD INDEX qty_idx (qty)

@@ -1,0 +1,1 @@
+MODIFY note VARCHAR(32) NULL comment 'to CHANGE note memo, one day'

@@ -1,0 +1,1 @@
+ADD COLUMN color VARCHAR(16) NULL, ADD INDEX qty_idx (qty)

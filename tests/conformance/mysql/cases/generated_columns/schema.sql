@@ -1,0 +1,8 @@
+CREATE TABLE items (
+  id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  name VARCHAR(64) NOT NULL,
+  qty INT NOT NULL DEFAULT 0,
+  total BIGINT(21) AS (qty * 2) VIRTUAL,
+  label VARCHAR(100) AS (CONCAT(name, '#', qty)) STORED,
+  KEY total_idx (total)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;

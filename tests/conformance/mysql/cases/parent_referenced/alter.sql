@@ -1,0 +1,1 @@
+ADD COLUMN region VARCHAR(8) NULL

@@ -1,0 +1,1 @@
+CHANGE note memo VARCHAR(32) NULL
