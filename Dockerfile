@@ -67,6 +67,10 @@ RUN groupadd --system --gid 10001 osctl \
 
 COPY --from=builder /opt/osctl /opt/osctl
 COPY --from=builder /opt/gh-ost /opt/gh-ost
+# The rollback runbooks `osctl serve` validates at start-up (OSCTL_RUNBOOKS_DIR below; mount your own
+# directory and point it there to change them). Checked here too: a bad one fails the build.
+COPY runbooks /opt/osctl/runbooks
+RUN /opt/osctl/bin/osctl runbook list --dir /opt/osctl/runbooks > /dev/null
 
 ARG GH_OST_BIN_PATH=""
 ENV PATH=/opt/osctl/bin:$PATH \
@@ -76,7 +80,8 @@ ENV PATH=/opt/osctl/bin:$PATH \
     OSCTL_HOST=0.0.0.0 \
     OSCTL_PORT=8080 \
     OSCTL_STATE_URL=sqlite+aiosqlite:////var/lib/osctl/state.db \
-    GH_OST_BIN=${GH_OST_BIN_PATH:+/opt/gh-ost/gh-ost}
+    GH_OST_BIN=${GH_OST_BIN_PATH:+/opt/gh-ost/gh-ost} \
+    OSCTL_RUNBOOKS_DIR=/opt/osctl/runbooks
 
 WORKDIR /var/lib/osctl
 VOLUME ["/tmp", "/var/lib/osctl"]

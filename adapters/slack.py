@@ -43,6 +43,11 @@ THREADED_EVENTS = frozenset(
         EventType.THROTTLED,
         EventType.UNTHROTTLED,
         EventType.POLICY,
+        # Emergency runbooks: each step before and after it runs, a runbook's notify lines, and who
+        # stopped the whole target. On-call follows a rollback here.
+        EventType.RUNBOOK,
+        EventType.NOTICE,
+        EventType.EMERGENCY_STOP,
     }
 )
 DEFAULT_PROGRESS_INTERVAL = 10.0
@@ -62,6 +67,9 @@ _EVENT_ICONS = {
     EventType.STAGE_FAILED: ":x:",
     EventType.STEP_RETRY: ":repeat:",
     EventType.STEP_FAILED: ":x:",
+    EventType.RUNBOOK: ":ambulance:",
+    EventType.NOTICE: ":loudspeaker:",
+    EventType.EMERGENCY_STOP: ":rotating_light:",
 }
 
 # `scheme://user:password@` -> `scheme://user:***@`. Greedy up to the last `@` of the token: an

@@ -34,6 +34,9 @@ WEBHOOK_EVENTS = frozenset(
         EventType.STAGE_FINISHED,
         EventType.STAGE_FAILED,
         EventType.WAITING,
+        EventType.RUNBOOK,
+        EventType.NOTICE,
+        EventType.EMERGENCY_STOP,
     }
 )
 ATTEMPTS = 4

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from adapters.mysql.target import MysqlTarget
+from adapters.mysql.usage import MysqlUsageReader
+from adapters.postgres.read_rate import PgReadRateProbe
 from adapters.postgres.target import PostgresTarget
+from adapters.postgres.usage import PgUsageReader
 from adapters.signals.custom_sql import CustomSqlSource
 from adapters.signals.http_check import HttpCheckSource
 from adapters.signals.load import (
@@ -25,11 +28,14 @@ from orchestrator.config import Settings, TargetConfig
 from orchestrator.domain.errors import SpecError
 from orchestrator.domain.throttle import Threshold
 from orchestrator.engine.clock import SystemClock
+from orchestrator.engine.contract_proof import UsageReader
 from orchestrator.engine.policy import PolicyEnforcer
 from orchestrator.engine.runner import RetryPolicy
 from orchestrator.engine.throttler import Throttler
 from orchestrator.leadership import SingleReplicaLeadership, default_identity
+from orchestrator.lint.live import RateProbe
 from orchestrator.ports import Leadership, Notifier, SignalSource, TargetDatabase
+from orchestrator.runbooks.loader import RunbookCatalogue
 from orchestrator.service import MigrationService, TargetRegistry
 from orchestrator.signals_config import TargetSignals
 
@@ -47,7 +53,9 @@ def build_targets(settings: Settings) -> TargetRegistry:
     )
 
 
-def build_service(settings: Settings, *, retry: RetryPolicy | None = None) -> MigrationService:
+def build_service(
+    settings: Settings, *, retry: RetryPolicy | None = None, runbooks: RunbookCatalogue | None = None
+) -> MigrationService:
     identity = settings.replica_id or default_identity()
     store = SqlStateStore(settings.state_url, application_name=f"osctl {identity}")
     notifier: Notifier = build_notifier(
@@ -89,12 +97,33 @@ def build_service(settings: Settings, *, retry: RetryPolicy | None = None) -> Mi
         windowed_stages=settings.windowed_stages,
         max_copying=_copy_limits(settings),
         throttle=throttler,
+        direct_limits=settings.direct_limits,
+        usage_readers=build_usage_readers(settings),
+        runbooks=runbooks,
     )
     if throttler is not None:
         service.add_companion(throttler)
         policies = {name: signals.policy for name, signals in settings.signals.items()}
         service.add_companion(PolicyEnforcer(service, throttler, policies))
     return service
+
+
+def build_usage_readers(settings: Settings) -> Callable[[str], UsageReader | None]:
+    """A reader of each target's usage statistics, for the contract safety proof."""
+
+    def open_reader(name: str) -> UsageReader | None:
+        target = settings.targets.get(name)
+        if target is None:
+            return None
+        dsn = target.dsn.get_secret_value()
+        return MysqlUsageReader(dsn) if target.engine == "mysql" else PgUsageReader(dsn)
+
+    return open_reader
+
+
+def open_plan_target(dsn: str) -> tuple[TargetDatabase, RateProbe]:
+    """What `osctl plan --target-dsn` reads: the target (PostgreSQL) and a read-rate probe on it."""
+    return PostgresTarget(dsn), PgReadRateProbe(dsn)
 
 
 def build_throttler(settings: Settings) -> Throttler | None:

@@ -15,7 +15,7 @@ import os
 import sys
 import time
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -78,8 +78,14 @@ def _parser() -> argparse.ArgumentParser:
     plan = sub.add_parser("plan", help="print the staged plan of a spec (no database needed)")
     plan.add_argument("spec", type=Path, nargs="?")
     plan.add_argument("--from-sql", type=Path, metavar="FILE", help="plan from SQL DDL instead of a spec")
-    plan.add_argument("--engine", default="postgres", choices=["postgres"])
+    plan.add_argument("--engine", default="postgres", choices=["postgres", "mysql"])
     plan.add_argument("--format", default="text", choices=["text", "json", "markdown"])
+    plan.add_argument(
+        "--target-dsn",
+        metavar="DSN",
+        help="plan against this PostgreSQL database: live preflight (sizes, data checks, blocking "
+        "transactions) and durations from a read rate measured on it; nothing is written",
+    )
     plan.set_defaults(func=cmd_plan)
 
     lint = sub.add_parser("lint", help="find what in SQL migrations puts a live table at risk (offline)")
@@ -99,6 +105,25 @@ def _parser() -> argparse.ArgumentParser:
     migrate.add_argument("--state-url", help="state store URL (default: OSCTL_STATE_URL or .osctl/state.db)")
     migrate.set_defaults(func=cmd_migrate)
 
+    purge = sub.add_parser(
+        "purge-dropped", help="drop the tables drop_table set aside whose retention has run out"
+    )
+    purge.add_argument("--target", help="a configured target (default: every configured target)")
+    purge.add_argument("--target-dsn", help="the database to purge (instead of a configured target)")
+    purge.add_argument("--dry-run", action="store_true", help="only list what is kept aside and until when")
+    purge.add_argument("--lock-timeout-ms", type=int, default=1000, help="lock wait per table (default 1000)")
+    purge.add_argument("--format", default="text", choices=["text", "json"])
+    purge.set_defaults(func=cmd_purge_dropped)
+
+    restore = sub.add_parser(
+        "restore-dropped", help="rename a table drop_table set aside back (after its migration completed)"
+    )
+    restore.add_argument("table", help="the table's original name (the newest copy), or its aside name")
+    restore.add_argument("--target", help="a configured target (needed when several are configured)")
+    restore.add_argument("--target-dsn", help="the database (instead of a configured target)")
+    restore.add_argument("--lock-timeout-ms", type=int, default=1000, help="lock wait (default 1000)")
+    restore.set_defaults(func=cmd_restore_dropped)
+
     def client(name: str, help_text: str) -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=help_text)
         command.add_argument("--api", help="service URL (default: OSCTL_API_URL or http://127.0.0.1:8080)")
@@ -117,6 +142,11 @@ def _parser() -> argparse.ArgumentParser:
     advance.add_argument(
         "--at", help="start no earlier than this ISO 8601 time (with a zone); the run waits visibly"
     )
+    advance.add_argument(
+        "--override-usage",
+        metavar="REASON",
+        help="contract only: drop what the safety proof saw in use since the gate; the reason is audited",
+    )
     advance.set_defaults(func=cmd_advance)
 
     approve = client("approve-deploy", "approve the deploy gate: the new application version is out")
@@ -132,6 +162,10 @@ def _parser() -> argparse.ArgumentParser:
     rollback.add_argument("--wait", action="store_true")
     rollback.add_argument("--timeout", type=float, default=3600.0)
     rollback.set_defaults(func=cmd_rollback)
+    from orchestrator.runbooks.cli import add_commands as add_runbook_commands
+
+    # --yes/--token on rollback (runbook confirmations), `runbook list|show|plan`, `emergency-stop`.
+    add_runbook_commands(sub, client, rollback)
 
     events = client("events", "print a migration's event timeline")
     events.add_argument("id")
@@ -170,6 +204,8 @@ def cmd_schema(_args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     if (args.spec is None) == (args.from_sql is None):
         raise CliError("give either a spec file or --from-sql FILE", EXIT_BAD_INPUT)
+    if args.target_dsn:
+        return _plan_live(args)
     if args.from_sql is not None:
         from orchestrator.lint.commands import plan_from_sql
 
@@ -183,6 +219,52 @@ def cmd_plan(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(plan.model_dump_json(indent=2) if args.format == "json" else render_plan_text(plan))
     return EXIT_OK
+
+
+def _plan_live(args: argparse.Namespace) -> int:
+    """`plan --target-dsn`: the same plan, read against the live database first."""
+    from orchestrator.bootstrap import open_plan_target
+    from orchestrator.config import redact_dsn
+    from orchestrator.lint.commands import plan_from_spec, plan_from_sql
+    from orchestrator.lint.live import preflight_sql, run_live_preflight
+    from orchestrator.logging import configure_logging
+
+    # stdout is the plan document; what the preflight logs on the way is in it already.
+    configure_logging("console", "error")
+    if args.engine != "postgres":
+        raise CliError(
+            "the live preflight (--target-dsn) reads PostgreSQL targets only so far", EXIT_BAD_INPUT
+        )
+    if engine_of(args.target_dsn) != args.engine:
+        message = f"--target-dsn is not a {args.engine} DSN; the live preflight reads PostgreSQL"
+        raise CliError(message, EXIT_BAD_INPUT)
+    label = redact_dsn(args.target_dsn)
+    text = _read_spec(args.from_sql if args.from_sql is not None else args.spec)
+    spec = load_spec_text(text) if args.from_sql is None else None
+
+    async def read() -> Any:
+        target, probe = open_plan_target(args.target_dsn)
+        try:
+            if spec is not None:
+                return await run_live_preflight(spec, target, probe, label)
+            return await preflight_sql(text, str(args.from_sql), target, probe, label)
+        finally:
+            await probe.close()
+            await target.close()
+
+    try:
+        found = asyncio.run(read())
+    except Exception as error:
+        # The database's own errors (unreachable, unknown database, no permission) end the command
+        # with its message; anything else is a bug and keeps its traceback.
+        database = type(error).__module__.startswith("asyncpg")
+        if not (database or isinstance(error, OSError | OrchestratorError)):
+            raise
+        raise CliError(f"live preflight on {label} failed: {error}", EXIT_UNREACHABLE) from error
+    live, tables = found if found is not None else (None, None)
+    if spec is not None:
+        return _emit(plan_from_spec(spec, args.engine, args.format, live=live, tables=tables))
+    return _emit(plan_from_sql(text, str(args.from_sql), args.engine, args.format, live=live, tables=tables))
 
 
 def cmd_lint(args: argparse.Namespace) -> int:
@@ -201,6 +283,17 @@ def _emit(output: Any) -> int:
     return int(output.code)
 
 
+def _serve_runbooks() -> Any:
+    """The rollback runbooks, validated before anything starts: a bad one stops `serve` (exit 2)."""
+    from orchestrator.runbooks.loader import RunbookError, configured_catalogue
+
+    try:
+        return configured_catalogue(os.environ)
+    except RunbookError as error:
+        lines = "\n".join(f"  {where}: {message}" for where, message in error.problems)
+        raise CliError(f"invalid runbooks, the service does not start:\n{lines}", EXIT_BAD_INPUT) from error
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -211,12 +304,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     configure_logging(settings.log_format, settings.log_level)
+    runbooks = _serve_runbooks()
     slack = (
         SlackInteractivity(settings.slack_signing_secret.get_secret_value(), settings.slack_users)
         if settings.slack_signing_secret is not None
         else None
     )
-    app = create_app(lambda: build_service(settings), tokens=build_tokens(settings), slack=slack)
+    app = create_app(
+        lambda: build_service(settings, runbooks=runbooks), tokens=build_tokens(settings), slack=slack
+    )
 
     class DrainingServer(uvicorn.Server):
         """On SIGTERM, drain the service first (stages checkpoint, long-polls answer, leadership is
@@ -276,6 +372,50 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         )
     )
     return outcome
+
+
+def cmd_purge_dropped(args: argparse.Namespace) -> int:
+    from orchestrator.dropped_tables import purge_dropped, render
+
+    if args.target and args.target_dsn:
+        raise CliError("give --target or --target-dsn, not both", EXIT_BAD_INPUT)
+    if args.target_dsn:
+        engine_of(args.target_dsn)
+
+    def report(record: dict[str, Any]) -> None:
+        print(json.dumps(record) if args.format == "json" else render(record), flush=True)
+
+    return asyncio.run(
+        purge_dropped(
+            load_settings(),
+            target=args.target,
+            target_dsn=args.target_dsn,
+            now=datetime.now(UTC),
+            dry_run=args.dry_run,
+            lock_timeout_ms=args.lock_timeout_ms,
+            report=report,
+        )
+    )
+
+
+def cmd_restore_dropped(args: argparse.Namespace) -> int:
+    from orchestrator.dropped_tables import restore_dropped
+
+    if args.target and args.target_dsn:
+        raise CliError("give --target or --target-dsn, not both", EXIT_BAD_INPUT)
+    if args.target_dsn:
+        engine_of(args.target_dsn)
+    table = asyncio.run(
+        restore_dropped(
+            load_settings(),
+            args.table,
+            target=args.target,
+            target_dsn=args.target_dsn,
+            lock_timeout_ms=args.lock_timeout_ms,
+        )
+    )
+    print(f"{table.name} renamed back to {table.original}")
+    return EXIT_OK
 
 
 # -- client ----------------------------------------------------------------------------------------
@@ -363,6 +503,14 @@ def _problem_text(body: dict[str, Any], status: int) -> str:
     lines = [f"{body.get('title', 'error')} (HTTP {status}): {body.get('detail', '')}"]
     for error in body.get("errors", []):
         lines.append(f"  {error['field']}: {error['message']}")
+    evidence = body.get("evidence")
+    if isinstance(evidence, dict):
+        for finding in evidence.get("findings", []):
+            if finding.get("blocking"):
+                lines.append(f"  in use: {finding['target']}: {finding['detail']}")
+        lines.extend(f"  note: {note}" for note in evidence.get("notes", []))
+        if body.get("override"):
+            lines.append(f"  {body['override']} (osctl advance ID contract --override-usage REASON)")
     if "allowed_actions" in body:
         lines.append(
             f"  current state: {body.get('current_state')}; allowed: {', '.join(body['allowed_actions']) or 'none'}"
@@ -423,6 +571,10 @@ def cmd_advance(args: argparse.Namespace) -> int:
         if at.tzinfo is None:
             raise CliError("--at needs a time zone, e.g. 2025-01-31T02:00:00+00:00", EXIT_BAD_INPUT)
         body["at"] = at.isoformat()
+    if args.override_usage is not None:
+        if args.stage != "contract":
+            raise CliError("--override-usage applies to contract only", EXIT_BAD_INPUT)
+        body["override_usage"] = {"reason": args.override_usage}
     run = client.call("POST", f"/v1/migrations/{args.id}/stages/{args.stage}", json=body or None)
     if not args.wait:
         _show(run, args.format)

@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from orchestrator.access import Scope, TokenRecord, parse_tokens
+from orchestrator.domain.direct_ddl import DEFAULT_DIRECT_MAX_BYTES, DEFAULT_DIRECT_MAX_ROWS, DirectLimits
 from orchestrator.domain.errors import SpecError
 from orchestrator.domain.plan import Stage
 from orchestrator.signals_config import TargetSignals, parse_signals
@@ -66,6 +67,9 @@ class Settings(BaseModel):
     webhook_secret: SecretStr | None = None
     # Throttling (issue 5): which signals hold work on which target, from OSCTL_SIGNALS[_FILE].
     signals: dict[str, TargetSignals] = Field(default_factory=dict)
+    # MySQL alter_table, strategy auto: the largest table the server may rebuild or index in place
+    # itself (one unthrottled statement); larger ones go through gh-ost or pt-osc.
+    direct_limits: DirectLimits = Field(default_factory=DirectLimits)
 
     @property
     def postgres_state(self) -> bool:
@@ -156,7 +160,25 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         webhook_urls=tuple(SecretStr(url) for url in _split(_secret(env, "OSCTL_WEBHOOK_URLS"))),
         webhook_secret=_secret(env, "OSCTL_WEBHOOK_SECRET"),
         signals=_signals(env),
+        direct_limits=DirectLimits(
+            max_rows=_count(env, "OSCTL_DIRECT_MAX_ROWS", DEFAULT_DIRECT_MAX_ROWS),
+            max_bytes=_count(env, "OSCTL_DIRECT_MAX_BYTES", DEFAULT_DIRECT_MAX_BYTES),
+        ),
     )
+
+
+_UNITS = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "ki": 1024, "mi": 1024**2, "gi": 1024**3}
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    """A whole number, with an optional unit: 100000, 100k, 256Mi, 1G (bytes may end in B)."""
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    match = re.fullmatch(r"(\d+)\s*([kmg]i?)?b?", text.lower())
+    if match is None:
+        raise SpecError([(name, f"{text!r} is not a count: write e.g. 100000, 100k, 256Mi or 1G")])
+    return int(match.group(1)) * _UNITS[match.group(2) or ""]
 
 
 def _signals(env: Mapping[str, str]) -> dict[str, TargetSignals]:

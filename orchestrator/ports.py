@@ -7,9 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from orchestrator.domain.data_checks import DataCheck, LiveData
 from orchestrator.domain.plan import BackfillWork, Step
+from orchestrator.domain.retention import AsideTable
 from orchestrator.domain.run import BackfillTuning, MigrationEvent, Progress, Run, Waiting
 from orchestrator.domain.schema import TableInfo
+from orchestrator.domain.sessions import SessionInfo
 from orchestrator.domain.states import RunStatus
 from orchestrator.domain.throttle import Sample
 
@@ -170,10 +173,14 @@ class VerifyResult:
 
 @dataclass(frozen=True)
 class Attempt:
-    """One DDL attempt: whether it gave up waiting for its lock (nothing changed), and how long it took."""
+    """One DDL attempt: whether it gave up waiting for its lock (nothing changed), and how long it took.
+
+    `blockers`: the sessions it was waiting behind when it gave up, so the failure can name them.
+    """
 
     lock_timed_out: bool
     seconds: float
+    blockers: tuple[SessionInfo, ...] = ()
 
 
 class TargetDatabase(Protocol):
@@ -181,11 +188,14 @@ class TargetDatabase(Protocol):
 
     async def close(self) -> None: ...
 
-    async def execute_step(self, step: Step, *, lock_timeout_ms: int) -> Attempt:
+    async def execute_step(
+        self, step: Step, *, lock_timeout_ms: int, statement_timeout_ms: int | None = None
+    ) -> Attempt:
         """Run one attempt of a DDL/index step. Idempotent: safe to repeat after a crash mid-step.
 
         Returns lock_timed_out=True (nothing changed) when the lock was not granted in time, so the
         runner can back off and retry; raises StepFailedError for errors retrying will not fix.
+        `statement_timeout_ms` bounds a statement that takes a strong lock (None: the target's own).
         """
 
     async def backfill_key(self, work: BackfillWork) -> list[KeyColumn]:
@@ -215,6 +225,17 @@ class TargetDatabase(Protocol):
         self, work: BackfillWork, key: Sequence[KeyColumn], after: list[Any] | None, limit: int
     ) -> VerifyResult:
         """Count, without writing, the rows among the next `limit` whose column differs from the expression."""
+
+
+@runtime_checkable
+class SupportsDataPreflight(Protocol):
+    """A target that can check its live rows and sessions before a migration is accepted."""
+
+    async def read_live_data(
+        self, checks: list[DataCheck], tables: list[str], *, timeout_ms: int
+    ) -> LiveData:
+        """Run `checks` (each bounded by `timeout_ms`) and read the sessions, replicas and sizes that
+        matter for `tables`. A check that fails to run is a finding with its error, never a raise."""
 
 
 class SignalSource(Protocol):
@@ -286,3 +307,18 @@ class SupportsStepControls(Protocol):
     """A target whose long steps can be paused, throttled and observed while they run."""
 
     def attach_controls(self, controls: StepControls | None) -> None: ...
+
+
+PurgeResult = Literal["purged", "busy", "not_ours"]
+
+
+@runtime_checkable
+class SupportsAsideTables(Protocol):
+    """A target that keeps the tables drop_table set aside until their retention runs out (PostgreSQL)."""
+
+    async def aside_tables(self) -> list[AsideTable]:
+        """Every table set aside and marked by drop_table, as its marker describes it."""
+
+    async def purge_aside_table(self, name: str, *, lock_timeout_ms: int) -> PurgeResult:
+        """Drop one, under lock_timeout: "busy" when the lock was not granted (try again later),
+        "not_ours" when it no longer carries a marker (renamed back, or replaced)."""

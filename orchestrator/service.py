@@ -25,11 +25,14 @@ from pydantic import ValidationError
 
 from orchestrator import metrics
 from orchestrator.admission import CopySlots
+from orchestrator.contract_guard import ContractGuard, UsageReaders, UsageUnreadableError
+from orchestrator.domain.direct_ddl import DirectLimits
 from orchestrator.domain.errors import (
     ConflictError,
     FencedError,
     IllegalTransitionError,
     IrreversibleError,
+    NotFoundError,
     OrchestratorError,
     SpecError,
 )
@@ -44,10 +47,13 @@ from orchestrator.domain.states import (
     RunStatus,
     next_status,
 )
+from orchestrator.domain.usage import MIN_OVERRIDE_REASON, ContractBlockedError
 from orchestrator.engine.clock import SystemClock
 from orchestrator.engine.events import EventSink, new_event
 from orchestrator.engine.planner import plan_migration
-from orchestrator.engine.preflight import preflight_problems, read_live_schema
+from orchestrator.engine.preflight import preflight_problems, preflight_warnings, read_live_schema
+from orchestrator.engine.preflight_data import data_notes
+from orchestrator.engine.retention import PurgeReport, purge_dropped_tables
 from orchestrator.engine.rollback import rollback_steps
 from orchestrator.engine.runner import RetryPolicy
 from orchestrator.leadership import SingleReplicaLeadership
@@ -58,9 +64,16 @@ from orchestrator.ports import (
     Notifier,
     ServiceStore,
     StoredResponse,
+    SupportsAsideTables,
     TargetDatabase,
     Throttle,
 )
+from orchestrator.runbooks.confirm import Confirmation
+from orchestrator.runbooks.desk import RunbookDesk, started_data
+from orchestrator.runbooks.emergency import EmergencyStopReport, emergency_stop
+from orchestrator.runbooks.executor import RunbookExecutor
+from orchestrator.runbooks.loader import RunbookCatalogue
+from orchestrator.runbooks.planner import RunbookPlan
 from orchestrator.schedules import StageScheduler
 from orchestrator.stages import StageTasks, Term, resume_order
 from orchestrator.windows import DEFAULT_WINDOWED_STAGES, Hold, MaintenanceWindow, decide_start
@@ -80,6 +93,8 @@ RECONCILE_SECONDS = 1.0
 # A claimed Idempotency-Key whose request never finished (its replica died) may be claimed again.
 IDEMPOTENCY_STALE_SECONDS = 60.0
 IDEMPOTENCY_KEEP = timedelta(hours=24)
+# How often the leader drops the tables drop_table set aside once their retention has run out.
+PURGE_DROPPED_SECONDS = 600.0
 
 
 class ServiceDrainingError(OrchestratorError):
@@ -139,8 +154,13 @@ class MigrationService:
         windowed_stages: Collection[Stage] = DEFAULT_WINDOWED_STAGES,
         max_copying: int | Mapping[str, int] = DEFAULT_MAX_COPYING,
         reconcile_seconds: float = RECONCILE_SECONDS,
+        direct_limits: DirectLimits | None = None,
+        usage_readers: UsageReaders | None = None,
+        runbooks: RunbookCatalogue | None = None,
     ) -> None:
         self._store = store
+        self._direct_limits = direct_limits  # None: the planner's defaults
+        self._contract_guard = ContractGuard(usage_readers)
         self._throttle = throttle
         self._targets = targets
         self._notifier = notifier
@@ -155,6 +175,10 @@ class MigrationService:
         self._reconcile_seconds = reconcile_seconds
         self._tuning: dict[str, BackfillTuning] = {}
         self._companions: list[Companion] = []
+        # Without runbooks a rollback runs the plain inverse steps; the dry run shows those too.
+        self.runbooks = runbooks
+        self._desk = RunbookDesk(runbooks or RunbookCatalogue([]), throttle)
+        executor = RunbookExecutor(self._desk, throttle, self._clock) if runbooks is not None else None
         self._stages = StageTasks(
             store,
             targets,
@@ -167,6 +191,7 @@ class MigrationService:
             set_tuning=self._tuning.__setitem__,
             transition=self._transition,
             wake=self._wake,
+            runbooks=executor,
         )
         self._changed: dict[str, asyncio.Event] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -328,7 +353,7 @@ class MigrationService:
             live = await read_live_schema(spec, database)
         finally:
             await database.close()
-        plan = plan_migration(spec, engine, live.tables)
+        plan = plan_migration(spec, engine, live.tables, direct_limits=self._direct_limits)
         problems = preflight_problems(spec, live, target)
         if problems:
             raise SpecError(problems)
@@ -344,8 +369,22 @@ class MigrationService:
             created_at=now,
             updated_at=now,
         )
+        # What the preflight accepted but a DBA should see (long transactions, replica lag, table
+        # sizes) travels with the created event: the API, the CLI and Slack all show it.
+        preflight: dict[str, Any] = {}
+        warnings = preflight_warnings(spec, live)
+        if warnings:
+            preflight["warnings"] = [{"path": path, "message": message} for path, message in warnings]
+        if live.data is not None:
+            preflight["notes"] = data_notes(live.data)
+        message = f"migration {spec.name} planned on {target}"
+        if warnings:
+            message += f" ({len(warnings)} preflight warning{'s' if len(warnings) > 1 else ''})"
         event = new_event(
-            run.id, EventType.CREATED, f"migration {spec.name} planned on {target}", data=_actor(actor)
+            run.id,
+            EventType.CREATED,
+            message,
+            data={**_actor(actor), **({"preflight": preflight} if preflight else {})},
         )
         await self._store.create_run(run, event)
         log.info("migration_created", migration_id=run.id, target=target, actor=actor)
@@ -353,10 +392,24 @@ class MigrationService:
         return run
 
     async def start_stage(
-        self, run_id: str, stage: Stage, *, at: datetime | None = None, actor: str | None = None
+        self,
+        run_id: str,
+        stage: Stage,
+        *,
+        at: datetime | None = None,
+        actor: str | None = None,
+        override_usage: str | None = None,
     ) -> Run:
-        """Start a stage now, or hold it (visibly) until `at` or the target's next maintenance window."""
+        """Start a stage now, or hold it (visibly) until `at` or the target's next maintenance window.
+
+        Contract first proves that nothing used what it drops since the deploy gate; usage refuses it
+        (ContractBlockedError, the run stays awaiting_contract) unless `override_usage` gives a reason."""
         self._refuse_when_draining()
+        if override_usage is not None and stage is not Stage.CONTRACT:
+            raise SpecError([("override_usage", "only contract has a usage proof to override; leave it out")])
+        if override_usage is not None and len(override_usage.strip()) < MIN_OVERRIDE_REASON:
+            message = f"say why contract may drop what is in use ({MIN_OVERRIDE_REASON} characters or more)"
+            raise SpecError([("override_usage.reason", message)])
         if stage not in STAGE_START:
             run = await self._store.get_run(run_id)
             raise IllegalTransitionError(
@@ -369,6 +422,10 @@ class MigrationService:
             run = await self._store.get_run(run_id)
             action = STAGE_START[stage]
             next_status(run.status, action, stage=run.stage, paused_from=run.paused_from)  # 409 early
+            if stage is Stage.CONTRACT:
+                run = await self._contract_guard.check(
+                    self._store, self.events, run, override_reason=override_usage, actor=actor
+                )
             decision = decide_start(
                 stage,
                 datetime.now(UTC),
@@ -377,7 +434,7 @@ class MigrationService:
                 windowed_stages=self._windowed_stages,
             )
             if isinstance(decision, Hold):
-                return await self._hold(run, stage, decision, actor=actor)
+                return await self._hold(run, stage, decision, actor=actor, override_usage=override_usage)
             run = await self._transition(run, action, stage=stage, error=None, actor=actor)
             self._spawn(run)
             return run
@@ -386,7 +443,16 @@ class MigrationService:
         self._refuse_when_draining()
         async with self._lock(run_id):
             run = await self._store.get_run(run_id)
-            return await self._transition(run, Action.APPROVE_DEPLOY, stage=Stage.DEPLOY_GATE, actor=actor)
+            # Refuse before reading the target; then the usage counters of what contract will drop,
+            # as of now: the contract proof's baseline.
+            next_status(run.status, Action.APPROVE_DEPLOY, stage=run.stage)
+            record = await self._contract_guard.at_gate(run)
+            changes: dict[str, Any] = {"contract_proof": record} if record is not None else {}
+            run = await self._transition(
+                run, Action.APPROVE_DEPLOY, stage=Stage.DEPLOY_GATE, actor=actor, **changes
+            )
+            await self._contract_guard.record_gate(self.events, run)
+            return run
 
     async def pause(self, run_id: str, *, actor: str | None = None) -> Run:
         self._refuse_when_draining()
@@ -437,26 +503,60 @@ class MigrationService:
             run = await self._store.get_run(run_id)
             return await self._transition(run, Action.CANCEL, actor=actor)
 
-    async def rollback(self, run_id: str, *, actor: str | None = None) -> Run:
+    async def rollback(
+        self, run_id: str, *, actor: str | None = None, confirmation: Confirmation | None = None
+    ) -> Run:
+        """Roll back with the run's runbook (when runbooks are configured): refused with the reason
+        when it cannot run, and with the plan when it asks for a confirmation not given."""
         self._refuse_when_draining()
         async with self._lock(run_id):
             run = await self._store.get_run(run_id)
-            # Refuse before touching anything when some step without an inverse has run; that reason
-            # (which column is gone) helps on-call more than "not allowed when completed".
-            try:
-                rollback_steps(run.plan, await self._store.step_checkpoints(run_id))
-            except IrreversibleError as error:
-                raise IllegalTransitionError(
-                    run.status.value, "rollback", run.allowed_actions, str(error)
-                ) from error
+            plan: RunbookPlan | None = None
+            if self.runbooks is not None:
+                plan = await self._desk.recorded_plan(run, self._store)
+                self._desk.refuse_unless_runnable(run, plan)
+            else:
+                # Refuse before touching anything when some step without an inverse has run; that
+                # reason (which column is gone) helps on-call more than "not allowed when completed".
+                try:
+                    rollback_steps(run.plan, await self._store.step_checkpoints(run_id))
+                except IrreversibleError as error:
+                    raise IllegalTransitionError(
+                        run.status.value, "rollback", run.allowed_actions, str(error)
+                    ) from error
             next_status(run.status, Action.ROLLBACK, stage=run.stage)
+            confirmed = self._desk.confirmed(run, plan, confirmation) if plan is not None else None
             await self._stages.interrupt(run_id, "rollback requested")
             run = await self._store.get_run(run_id)
             run = await self._transition(
                 run, Action.ROLLBACK, stage=Stage.ROLLBACK, error=None, paused_from=None, actor=actor
             )
+            if plan is not None:
+                await self.events.emit(
+                    run.id,
+                    EventType.RUNBOOK,
+                    f"rollback runs runbook {plan.runbook} ({plan.facts})",
+                    stage=Stage.ROLLBACK,
+                    data=started_data(plan, actor, confirmed),
+                )
             self._spawn(run)
             return run
+
+    async def runbook_plan(self, run_id: str) -> RunbookPlan:
+        """The dry run: the runbook a rollback would run now, with its exact steps and token."""
+        run = await self._store.get_run(run_id)
+        return await self._desk.dry_run(run, self._store, self._targets.open)
+
+    async def emergency_stop(
+        self, target: str, *, reason: str, actor: str | None = None, hold_seconds: float | None = 3600.0
+    ) -> EmergencyStopReport:
+        """Hold the target's throttle, pause every running stage on it, drop its held starts."""
+        self._refuse_when_draining()
+        if target not in self._targets:
+            raise NotFoundError("target", target)
+        return await emergency_stop(
+            self, self._store, self._throttle, target, reason=reason, actor=actor, hold_seconds=hold_seconds
+        )
 
     # -- internals: commands ------------------------------------------------------------------------
 
@@ -512,7 +612,9 @@ class MigrationService:
         await events.published(updated, event)
         return updated
 
-    async def _hold(self, run: Run, stage: Stage, decision: Hold, *, actor: str | None) -> Run:
+    async def _hold(
+        self, run: Run, stage: Stage, decision: Hold, *, actor: str | None, override_usage: str | None = None
+    ) -> Run:
         if decision.until is None:
             raise IllegalTransitionError(
                 run.status.value, f"start stage {stage.value}", run.allowed_actions, decision.reason
@@ -524,6 +626,7 @@ class MigrationService:
             since=datetime.now(UTC),
             until=decision.until,
             actor=actor,
+            override_usage=override_usage,
         )
         run = await self._store.set_waiting(run.id, waiting, expected_status=run.status)
         await self.events.emit(
@@ -571,7 +674,13 @@ class MigrationService:
         self._term = term
         metrics.leadership(True, epoch)
         log.info("leading", epoch=epoch, replica=self._leadership.identity)
-        term.scheduler.start(self._windows, housekeeping=[("purge-idempotency-keys", 3600.0, self._purge)])
+        term.scheduler.start(
+            self._windows,
+            housekeeping=[
+                ("purge-idempotency-keys", 3600.0, self._purge),
+                ("purge-dropped-tables", PURGE_DROPPED_SECONDS, self._purge_dropped),
+            ],
+        )
         # Runs already copying before the failover go first, then the queue in its old order.
         running = await self._store.runs_in_status(sorted(RUNNING))
         for run in sorted(running, key=resume_order):
@@ -679,6 +788,22 @@ class MigrationService:
                             },
                         )
                     return
+                if waiting.stage is Stage.CONTRACT:
+                    try:
+                        run = await self._contract_guard.check(
+                            term.store,
+                            term.events,
+                            run,
+                            override_reason=waiting.override_usage,
+                            actor=waiting.actor,
+                        )
+                    except (ContractBlockedError, UsageUnreadableError) as refused:
+                        # Used since the gate (or unreadable): the held contract is dropped and the
+                        # proof event says why; the pipeline asks again once the use has stopped.
+                        log.warning("held_contract_refused", migration_id=run.id, error=str(refused))
+                        await term.store.set_waiting(run.id, None, expected_status=run.status)
+                        self._wake(run.id)
+                        return
                 log.info("held_stage_starting", migration_id=run.id, stage=waiting.stage.value)
                 run = await self._transition(
                     run, action, stage=waiting.stage, error=None, actor=waiting.actor, term=term
@@ -695,6 +820,27 @@ class MigrationService:
         if term is not None:
             removed = await term.store.purge_requests(datetime.now(UTC) - IDEMPOTENCY_KEEP)
             log.info("idempotency_keys_purged", removed=removed)
+
+    async def _purge_dropped(self) -> None:
+        if self._term is not None and not self._draining:
+            await self.purge_dropped_tables(datetime.now(UTC))
+
+    async def purge_dropped_tables(self, now: datetime, *, dry_run: bool = False) -> dict[str, PurgeReport]:
+        """Drop the tables drop_table set aside whose retention has run out at `now`, on every target
+        that keeps such tables. The leader runs it every PURGE_DROPPED_SECONDS."""
+        reports: dict[str, PurgeReport] = {}
+        for name in self._targets.names():
+            target = self._targets.open(name)
+            try:
+                if isinstance(target, SupportsAsideTables):
+                    reports[name] = await purge_dropped_tables(target, now, dry_run=dry_run)
+            except Exception as error:  # a target that is down now is tried again next round
+                log.warning(
+                    "purge_dropped_tables_failed", target=name, error=f"{type(error).__name__}: {error}"
+                )
+            finally:
+                await target.close()
+        return reports
 
 
 def _actor(actor: str | None) -> dict[str, Any]:

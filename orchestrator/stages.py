@@ -61,6 +61,18 @@ class Targets(Protocol):
     def open(self, name: str) -> TargetDatabase: ...
 
 
+class RollbackRunbooks(Protocol):
+    async def execute(
+        self,
+        run: Run,
+        runner: StageRunner,
+        target: TargetDatabase,
+        store: ServiceStore,
+        events: EventSink,
+        stop: StopSignal,
+    ) -> None: ...
+
+
 class StageTasks:
     def __init__(
         self,
@@ -76,7 +88,11 @@ class StageTasks:
         set_tuning: Callable[[str, BackfillTuning], None],
         transition: Transition,
         wake: Callable[[str], None],
+        runbooks: RollbackRunbooks | None = None,
     ) -> None:
+        # Set when rollback runbooks are configured: a rollback runs the run's runbook instead of
+        # the plain inverse steps.
+        self._runbooks = runbooks
         self._store = store
         self._targets = targets
         self._clock = clock
@@ -230,6 +246,10 @@ class StageTasks:
                 tuning=lambda: self._tuning(run.id),
                 throttle=self._throttle,
             )
+            if stage is Stage.ROLLBACK and self._runbooks is not None:
+                await term.events.emit(run.id, EventType.STAGE_STARTED, f"{stage.value} started", stage=stage)
+                await self._runbooks.execute(run, runner, database, term.store, term.events, signal)
+                return
             if stage is Stage.ROLLBACK:
                 steps = rollback_steps(run.plan, await term.store.step_checkpoints(run.id))
             else:

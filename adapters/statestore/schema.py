@@ -36,6 +36,7 @@ migrations = Table(
     Column("notification_ref", JSON, nullable=False),
     Column("tuning", JSON, nullable=False, server_default="{}"),
     Column("waiting", JSON(none_as_null=True)),
+    Column("contract_proof", JSON(none_as_null=True)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )

@@ -36,6 +36,7 @@ from orchestrator.domain.plan import Plan, Stage
 from orchestrator.domain.run import BackfillTuning, MigrationEvent, Progress, Run, Waiting
 from orchestrator.domain.spec import MigrationSpec
 from orchestrator.domain.states import TERMINAL, RunStatus
+from orchestrator.domain.usage import ContractProofRecord
 from orchestrator.ports import (
     BackfillCheckpoint,
     IdempotencyClaim,
@@ -206,18 +207,34 @@ class SqlStateStore:
         # (set_tuning); a run read before either changed must not write its stale copy back over it.
         for key in ("id", "created_at", "notification_ref", "tuning"):
             row.pop(key)
-        async with self._write() as conn:
-            result = await conn.execute(
-                migrations.update()
-                .where(migrations.c.id == run.id, migrations.c.status == expected_status.value)
-                .values(**row)
-            )
-            if result.rowcount != 1:
-                raise ConflictError(f"migration {run.id} is no longer {expected_status.value}")
-            if run.status in TERMINAL:
-                await conn.execute(active_tables.delete().where(active_tables.c.migration_id == run.id))
-            if event is not None:
-                await conn.execute(events.insert().values(**_event_row(event)))
+        try:
+            async with self._write() as conn:
+                result = await conn.execute(
+                    migrations.update()
+                    .where(migrations.c.id == run.id, migrations.c.status == expected_status.value)
+                    .values(**row)
+                )
+                if result.rowcount != 1:
+                    raise ConflictError(f"migration {run.id} is no longer {expected_status.value}")
+                if run.status in TERMINAL:
+                    await conn.execute(active_tables.delete().where(active_tables.c.migration_id == run.id))
+                elif expected_status in TERMINAL:
+                    # A completed migration being reverted takes its tables back: nothing else may be
+                    # changing them meanwhile, or its revert and that migration would collide.
+                    for table in run.plan.tables():
+                        await conn.execute(
+                            active_tables.insert().values(
+                                target=run.target, table_name=table, migration_id=run.id
+                            )
+                        )
+                if event is not None:
+                    await conn.execute(events.insert().values(**_event_row(event)))
+        except IntegrityError as error:
+            holder = await self._active_holder(run)
+            raise ConflictError(
+                f"migration {holder or '?'} is active on target {run.target!r} for one of the tables "
+                f"{', '.join(run.plan.tables())}; finish, cancel or roll it back before reverting {run.id}"
+            ) from error
         return run
 
     async def set_progress(self, run_id: str, progress: Progress) -> None:
@@ -458,6 +475,7 @@ def _run_row(run: Run) -> dict[str, Any]:
         "notification_ref": run.notification_ref,
         "tuning": run.tuning.model_dump(mode="json", exclude_none=True),
         "waiting": run.waiting.model_dump(mode="json") if run.waiting is not None else None,
+        "contract_proof": run.contract_proof.model_dump(mode="json") if run.contract_proof else None,
         "created_at": run.created_at,
         "updated_at": run.updated_at,
     }
@@ -482,9 +500,14 @@ def _run_from_row(row: Any) -> Run:
         notification_ref=row["notification_ref"] or {},
         tuning=BackfillTuning.model_validate(row["tuning"] or {}),
         waiting=Waiting.model_validate(row["waiting"]) if row["waiting"] else None,
+        contract_proof=_contract_proof(row["contract_proof"]),
         created_at=_aware(row["created_at"]),
         updated_at=_aware(row["updated_at"]),
     )
+
+
+def _contract_proof(value: Any) -> ContractProofRecord | None:
+    return ContractProofRecord.model_validate(value) if value else None
 
 
 def _event_row(event: MigrationEvent) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from orchestrator import metrics
 from orchestrator.access import Principal, Scope, TokenBook
 from orchestrator.api import auth, problems
+from orchestrator.api import runbooks as runbooks_api
 from orchestrator.api import slack as slack_api
 from orchestrator.api.idempotency import IdempotencyMiddleware
 from orchestrator.api.observability import ObservabilityMiddleware
@@ -38,6 +39,7 @@ from orchestrator.domain.errors import SpecError
 from orchestrator.domain.plan import Stage
 from orchestrator.domain.states import RunStatus
 from orchestrator.engine.planner import render_plan_text
+from orchestrator.runbooks.confirm import Confirmation
 from orchestrator.service import SETTLED, MigrationService
 
 MAX_SPEC_BYTES = 1_000_000
@@ -92,6 +94,7 @@ def create_app(
     app.add_middleware(ObservabilityMiddleware)
     install_status_page(app)  # the page at / and /v1/targets; its cookie sign-in runs outermost
     slack_api.install(app, slack)  # Slack's buttons: signed by Slack, not by a bearer token
+    runbooks_api.install(app)  # runbooks, their dry runs, emergency stop; 409s that carry the plan
 
     def svc(request: Request) -> MigrationService:
         service: MigrationService = request.app.state.service
@@ -158,9 +161,16 @@ def create_app(
         body: Annotated[StageRequest | None, Body()] = None,
     ) -> RunView:
         """Start a stage now; or hold it until `at`, or until the target's maintenance window opens
-        (the run's `waiting` says which, and an event is written)."""
+        (the run's `waiting` says which, and an event is written). Contract first proves that nothing
+        used what it drops since the deploy gate: a use is `409` with the `evidence`, unless
+        `override_usage.reason` says why to go on (recorded with the caller)."""
         at = body.at if body is not None else None
-        return RunView.of(await svc(request).start_stage(migration_id, stage, at=at, actor=caller.name))
+        usage = body.override_usage if body is not None else None
+        override = usage.reason if usage is not None else None
+        run = await svc(request).start_stage(
+            migration_id, stage, at=at, actor=caller.name, override_usage=override
+        )
+        return RunView.of(run)
 
     @app.post("/v1/migrations/{migration_id}/deploy-gate", response_model=RunView, responses=ACTION_ERRORS)
     async def approve_deploy(
@@ -175,9 +185,16 @@ def create_app(
         responses=ACTION_ERRORS,
     )
     async def rollback(
-        request: Request, migration_id: MigrationId, caller: Oncall, _key: OptionalKey = None
+        request: Request,
+        migration_id: MigrationId,
+        caller: Oncall,
+        _key: OptionalKey = None,
+        body: Annotated[Confirmation | None, Body()] = None,
     ) -> RunView:
-        return RunView.of(await svc(request).rollback(migration_id, actor=caller.name))
+        """Run the migration's rollback runbook (dry run: GET .../runbook). A runbook that asks for a
+        confirmation needs `{"confirm": true}` or the dry run's `{"token": ...}`; without it, `409`
+        with the plan and its token."""
+        return RunView.of(await svc(request).rollback(migration_id, actor=caller.name, confirmation=body))
 
     @app.post("/v1/migrations/{migration_id}/pause", response_model=RunView, responses=ACTION_ERRORS)
     async def pause(

@@ -17,6 +17,7 @@ from orchestrator.domain.errors import (
     SpecError,
 )
 from orchestrator.domain.spec import format_location
+from orchestrator.domain.usage import ContractBlockedError
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -59,6 +60,18 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(NotFoundError)
     async def _not_found(_request: Request, error: NotFoundError) -> JSONResponse:
         return problem(404, "Not found", str(error))
+
+    @app.exception_handler(ContractBlockedError)
+    async def _contract_blocked(_request: Request, error: ContractBlockedError) -> JSONResponse:
+        return problem(
+            409,
+            "Contract refused: what it drops was used since the deploy gate",
+            str(error),
+            current_state=error.current,
+            allowed_actions=error.allowed,
+            evidence=error.proof.model_dump(mode="json"),
+            override='start contract again with {"override_usage": {"reason": "..."}} to drop it anyway',
+        )
 
     @app.exception_handler(IllegalTransitionError)
     async def _illegal(_request: Request, error: IllegalTransitionError) -> JSONResponse:

@@ -10,6 +10,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from orchestrator.domain.plan import Plan, Stage
 from orchestrator.domain.run import BackfillTuning, MigrationEvent, Progress, Run, Waiting, WaitKind
 from orchestrator.domain.states import RunStatus
+from orchestrator.domain.usage import MIN_OVERRIDE_REASON, ContractProof, UsageOverride
 
 
 class RunView(BaseModel):
@@ -32,6 +33,10 @@ class RunView(BaseModel):
     created_at: datetime
     updated_at: datetime
     plan: Plan | None = None
+    # The contract safety proof: the latest evidence and any override (the gate's raw counters stay
+    # in the store).
+    contract_proof: ContractProof | None = None
+    usage_override: UsageOverride | None = None
 
     @classmethod
     def of(cls, run: Run, *, with_plan: bool = True) -> RunView:
@@ -55,6 +60,8 @@ class RunView(BaseModel):
             created_at=run.created_at,
             updated_at=run.updated_at,
             plan=run.plan if with_plan else None,
+            contract_proof=run.contract_proof.last if run.contract_proof is not None else None,
+            usage_override=run.contract_proof.override if run.contract_proof is not None else None,
         )
 
 
@@ -82,13 +89,28 @@ class CreateResult(BaseModel):
     plan_text: str
 
 
+class UsageOverrideRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    reason: str = Field(
+        min_length=MIN_OVERRIDE_REASON,
+        max_length=2000,
+        description="Why contract may drop what was seen in use since the deploy gate; recorded with the caller.",
+    )
+
+
 class StageRequest(BaseModel):
-    """Optional body of a stage start: a time to start at instead of now."""
+    """Optional body of a stage start: a time to start at instead of now; for contract, an override
+    of the usage proof."""
 
     model_config = ConfigDict(extra="forbid")
 
     at: AwareDatetime | None = Field(
         default=None, description="Start no earlier than this (ISO 8601 with a zone); the run waits visibly."
+    )
+    override_usage: UsageOverrideRequest | None = Field(
+        default=None,
+        description="Contract only: run it even though its safety proof saw the dropped objects in use.",
     )
 
 

@@ -22,6 +22,7 @@ from orchestrator.access import Scope
 from orchestrator.api import problems
 from orchestrator.domain.errors import OrchestratorError
 from orchestrator.domain.run import Run
+from orchestrator.runbooks.confirm import Confirmation
 from orchestrator.service import MigrationService
 from orchestrator.slack_actions import (
     VERBS,
@@ -48,7 +49,10 @@ ACTIONS: Mapping[str, Act] = {
     "approve_deploy": lambda service, run_id, actor: service.approve_deploy(run_id, actor=actor),
     "pause": lambda service, run_id, actor: service.pause(run_id, actor=actor),
     "resume": lambda service, run_id, actor: service.resume(run_id, actor=actor),
-    "rollback": lambda service, run_id, actor: service.rollback(run_id, actor=actor),
+    # The button's own dialog ("Roll back this migration?") is the confirmation a runbook asks for.
+    "rollback": lambda service, run_id, actor: service.rollback(
+        run_id, actor=actor, confirmation=Confirmation(confirm=True)
+    ),
 }
 
 

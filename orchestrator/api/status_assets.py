@@ -345,7 +345,9 @@ SCRIPT = r"""
         if (button.dataset.confirm && !window.confirm(button.dataset.confirm)) return;
         button.disabled = true;
         try {
-          await api("POST", `/v1/migrations/${encodeURIComponent(row.dataset.id)}/${ACTIONS[action][1]}`);
+          // The dialog the person just answered is the confirmation a rollback runbook asks for.
+          const confirmed = action === "rollback" ? { confirm: true } : undefined;
+          await api("POST", `/v1/migrations/${encodeURIComponent(row.dataset.id)}/${ACTIONS[action][1]}`, confirmed);
           flash(`${ACTIONS[action][0]}: ${row.dataset.name}`);
         } finally {
           button.disabled = false;

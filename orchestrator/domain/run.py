@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from orchestrator.domain.plan import Plan, Stage
 from orchestrator.domain.spec import MigrationSpec
 from orchestrator.domain.states import RunStatus, allowed_actions
+from orchestrator.domain.usage import ContractProofRecord
 
 
 class BackfillProgress(BaseModel):
@@ -65,6 +66,8 @@ class Waiting(BaseModel):
     until: datetime | None = None  # when it is expected to start: the window opening or the asked time
     position: int | None = None  # 1-based place in the target's copy queue
     actor: str | None = None  # who asked for the stage
+    # The reason given to start contract despite usage, for the held start it applies to (audited).
+    override_usage: str | None = None
 
 
 class Run(BaseModel):
@@ -89,10 +92,21 @@ class Run(BaseModel):
     # Why a started stage has not begun yet (maintenance window, scheduled time, copy queue); None
     # when nothing is holding it. Every transition clears it.
     waiting: Waiting | None = None
+    # The contract safety proof: usage counters at the deploy gate, the latest proof, an override.
+    contract_proof: ContractProofRecord | None = None
 
     @property
     def allowed_actions(self) -> list[str]:
-        return allowed_actions(self.status, stage=self.stage)
+        allowed = allowed_actions(self.status, stage=self.stage)
+        if self.status is RunStatus.COMPLETED and not self.revertible:
+            allowed.remove("rollback")
+        return allowed
+
+    @property
+    def revertible(self) -> bool:
+        """Whether a completed run can be reverted: every step it ran has an inverse (contract kept
+        what it dropped: an archive, a table set aside, the pre-swap table)."""
+        return not any(step.rollback is None and step.irreversible_reason for step in self.plan.steps())
 
 
 class EventType(StrEnum):
@@ -113,6 +127,14 @@ class EventType(StrEnum):
     POLICY = "policy"  # the throttle policy paused, rolled back or paged
     COPY_PROGRESS = "copy_progress"  # a copy tool's phase, progress and notes (tool chosen, leftovers)
     WAITING = "waiting"  # a stage is held: outside a maintenance window, scheduled later, or queued
+    USAGE_BASELINE = "usage_baseline"  # usage counters of what contract drops, read at the deploy gate
+    CONTRACT_PROOF = "contract_proof"  # the evidence that nothing used it since the gate, or what did
+    USAGE_OVERRIDE = "usage_override"  # a person let contract run despite usage: who and why (audit)
+    # A rollback runbook: chosen and confirmed (phase started), each of its steps before and after it
+    # runs (step_started, step_finished), and finished; data names the runbook, its digest, the step.
+    RUNBOOK = "runbook"
+    NOTICE = "notice"  # a runbook's notify step: a line for the people watching the migration
+    EMERGENCY_STOP = "emergency_stop"  # paused by an emergency stop of its whole target: who and why
 
 
 class MigrationEvent(BaseModel):

@@ -74,9 +74,12 @@ for _running in RUNNING:
     _TABLE[(_running, Action.STAGE_FAILED)] = RunStatus.FAILED
 for _running in RUNNING - {RunStatus.ROLLING_BACK}:
     _TABLE[(_running, Action.PAUSE)] = RunStatus.PAUSED
-# Rollback is offered wherever something may have been done and the run is not already finished; whether
-# the work done so far can actually be reversed is decided from the plan (see engine.rollback), not here.
+# Rollback is offered wherever something may have been done and the run is not already rolled back or
+# cancelled; whether the work done so far can actually be reversed is decided from the plan (see
+# engine.rollback), not here. A completed run may be reverted too: contract's archived columns, tables
+# set aside and swapped-out shadow tables exist for exactly that.
 for _status in (
+    RunStatus.COMPLETED,
     RunStatus.EXPANDING,
     RunStatus.AWAITING_DEPLOY,
     RunStatus.AWAITING_BACKFILL,

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from orchestrator.domain.errors import IllegalTransitionError
 from orchestrator.domain.plan import Stage
+from orchestrator.domain.run import Run
+from orchestrator.domain.spec import parse_spec
 from orchestrator.domain.states import (
     INTERNAL_ACTIONS,
     RUNNING,
@@ -15,6 +19,7 @@ from orchestrator.domain.states import (
     allowed_actions,
     next_status,
 )
+from orchestrator.engine.planner import plan_migration
 
 S = RunStatus
 A = Action
@@ -51,7 +56,7 @@ ALLOWED = {
     S.PAUSED: ["resume", "rollback"],
     S.FAILED: ["rollback"],
     S.ROLLING_BACK: [],
-    S.COMPLETED: [],
+    S.COMPLETED: ["rollback"],  # a revert, when contract kept what it dropped
     S.ROLLED_BACK: [],
     S.CANCELLED: [],
 }
@@ -143,7 +148,7 @@ def test_rollback_from_allowed_states(status: RunStatus) -> None:
     assert next_status(status, A.ROLLBACK) is S.ROLLING_BACK
 
 
-@pytest.mark.parametrize("status", [S.PENDING, S.ROLLING_BACK, *sorted(TERMINAL)])
+@pytest.mark.parametrize("status", [S.PENDING, S.ROLLING_BACK, S.ROLLED_BACK, S.CANCELLED])
 def test_rollback_refused_elsewhere(status: RunStatus) -> None:
     with pytest.raises(IllegalTransitionError):
         next_status(status, A.ROLLBACK)
@@ -236,7 +241,16 @@ def test_stage_only_matters_for_failed_runs() -> None:
 # --- terminal states ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("status", sorted(TERMINAL))
+def test_a_completed_run_may_only_be_reverted() -> None:
+    assert allowed_actions(S.COMPLETED) == ["rollback"]
+    assert next_status(S.COMPLETED, A.ROLLBACK) is S.ROLLING_BACK
+    for action in set(Action) - {A.ROLLBACK}:
+        with pytest.raises(IllegalTransitionError) as caught:
+            next_status(S.COMPLETED, action, paused_from=S.EXPANDING)
+        assert caught.value.allowed == ["rollback"]
+
+
+@pytest.mark.parametrize("status", sorted(TERMINAL - {S.COMPLETED}))
 @pytest.mark.parametrize("action", list(Action))
 def test_terminal_states_allow_nothing(status: RunStatus, action: Action) -> None:
     for stage in (None, *Stage):
@@ -244,3 +258,23 @@ def test_terminal_states_allow_nothing(status: RunStatus, action: Action) -> Non
         with pytest.raises(IllegalTransitionError) as caught:
             next_status(status, action, stage=stage, paused_from=S.EXPANDING)
         assert caught.value.allowed == []
+
+
+@pytest.mark.parametrize(
+    ("operation", "allowed"),
+    [
+        ({"add_column": {"table": "t", "column": {"name": "c", "type": "int"}}}, ["rollback"]),
+        ({"drop_column": {"table": "t", "column": "c", "archive": True}}, ["rollback"]),
+        ({"drop_column": {"table": "t", "column": "c"}}, []),  # its values are gone
+    ],
+)
+def test_a_completed_run_offers_a_revert_only_when_every_step_has_an_inverse(
+    operation: dict[str, object], allowed: list[str]
+) -> None:
+    spec = parse_spec({"name": "m", "operations": [operation]})
+    now = datetime.now(UTC)
+    run = Run(
+        id="m-1", name="m", target="app", engine="postgres", status=S.COMPLETED, spec=spec,
+        plan=plan_migration(spec), created_at=now, updated_at=now,
+    )  # fmt: skip
+    assert run.allowed_actions == allowed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from orchestrator.domain.direct_ddl import DirectLimits
 from orchestrator.domain.errors import SpecError
 from orchestrator.domain.plan import PLAN_STAGES, Plan, Stage, StagePlan, Step
 from orchestrator.domain.spec import MigrationSpec
@@ -21,12 +22,22 @@ EnginePlanner = Callable[[MigrationSpec, LiveTables], dict[Stage, list[Step]]]
 PLANNERS: dict[str, EnginePlanner] = {"postgres": postgres.plan_steps, "mysql": mysql.plan_steps}
 
 
-def plan_migration(spec: MigrationSpec, engine: str = "postgres", tables: LiveTables = None) -> Plan:
-    """`tables`: the live tables the spec touches, when planned against a database."""
+def plan_migration(
+    spec: MigrationSpec,
+    engine: str = "postgres",
+    tables: LiveTables = None,
+    *,
+    direct_limits: DirectLimits | None = None,
+) -> Plan:
+    """`tables`: the live tables the spec touches, when planned against a database. `direct_limits`:
+    the configured table size up to which MySQL's auto lets the server rebuild in place."""
     planner = PLANNERS.get(engine)
     if planner is None:
         raise SpecError([("engine", f"no planner for engine {engine!r}; known: {', '.join(PLANNERS)}")])
-    steps_by_stage = planner(spec, tables)
+    if engine == "mysql" and direct_limits is not None:
+        steps_by_stage = mysql.plan_steps(spec, tables, direct_limits=direct_limits)
+    else:
+        steps_by_stage = planner(spec, tables)
     stages = [
         StagePlan(stage=stage, purpose=STAGE_PURPOSE[stage], steps=steps_by_stage.get(stage, []))
         for stage in PLAN_STAGES
@@ -55,15 +66,20 @@ def render_plan_text(plan: Plan) -> str:
         for step in staged.steps:
             lines.append(f"   - {step.id}: {step.description}")
             if step.sql:
-                lines.append(f"       sql:      {step.sql}")
+                lines.append(f"       sql:      {_hang(step.sql)}")
             if step.risk:
                 lines.append(f"       risk:     {step.risk}")
             if step.estimate:
                 lines.append(f"       estimate: {step.estimate}")
             if step.rollback is not None:
-                lines.append(f"       rollback: {step.rollback.sql or step.rollback.description}")
+                lines.append(f"       rollback: {_hang(step.rollback.sql or step.rollback.description)}")
             elif step.irreversible_reason:
                 lines.append(f"       rollback: none - {step.irreversible_reason}")
             else:
                 lines.append("       rollback: nothing to undo")
     return "\n".join(lines)
+
+
+def _hang(text: str) -> str:
+    """Multi-line SQL (a DO block) indented under its label, so the plan keeps its outline."""
+    return text.replace("\n", "\n" + " " * 17)

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.domain.direct_ddl import DirectLimits
 from orchestrator.domain.errors import SpecError
 from orchestrator.domain.plan import Stage, Step
 from orchestrator.domain.schema import TableInfo
@@ -25,6 +26,11 @@ class PlanContext:
     # `osctl plan` without a target): lets a planner pick a strategy from the real schema, such as a
     # shadow table for a primary-key column. Planning stays pure: this is data read beforehand.
     tables: Mapping[str, TableInfo | None] | None = None
+    # The spec's name: part of the names a plan gives to objects it keeps (a table set aside by
+    # drop_table), so two migrations never pick the same one.
+    migration: str = ""
+    # MySQL: the largest table auto lets the server rebuild or index in one statement (configuration).
+    direct_limits: DirectLimits = field(default_factory=DirectLimits)
 
     def add(self, step: Step) -> None:
         self.steps.setdefault(step.stage, []).append(step)
@@ -43,10 +49,14 @@ def plan_each(
     planners: Mapping[str, OperationPlanner],
     engine: str,
     tables: Mapping[str, TableInfo | None] | None = None,
+    *,
+    direct_limits: DirectLimits | None = None,
 ) -> dict[Stage, list[Step]]:
     """Plan every operation in order with its engine's planner, collecting every problem with its
     field path (`operations.2.backfill.expression`) rather than stopping at the first."""
-    context = PlanContext(lock_timeout_ms=spec.settings.lock_timeout_ms, tables=tables)
+    context = PlanContext(lock_timeout_ms=spec.settings.lock_timeout_ms, tables=tables, migration=spec.name)
+    if direct_limits is not None:
+        context.direct_limits = direct_limits
     problems: list[tuple[str, str]] = []
     for index, op in enumerate(spec.ops()):
         path = f"operations.{index}.{op.kind}"
