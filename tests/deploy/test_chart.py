@@ -59,6 +59,8 @@ EXPECTED: dict[str, dict[str, Any]] = {
             "OSCTL_TARGET_BILLING_EU_FILE": ("billing-eu-db", "mysql-dsn"),
             "OSCTL_SLACK_BOT_TOKEN_FILE": ("osctl-slack", "bot-token"),
             "OSCTL_SLACK_WEBHOOK_URL_FILE": ("osctl-slack", "webhook-url"),
+            "OSCTL_SLACK_SIGNING_SECRET_FILE": ("osctl-slack", "signing-secret"),
+            "OSCTL_SLACK_USERS_FILE": ("osctl-slack", "users.yaml"),
         },
     },
     "single-persistent": {
@@ -87,6 +89,8 @@ FAKE_SECRET_FILES = {
     "targets/shop": "postgresql://shop:shop-password@shop-db/shop",
     "slack/bot-token": "xoxb-test-token",
     "slack/webhook-url": "https://hooks.slack.example/services/T0/B0/secret",
+    "slack/signing-secret": "8f742231b10e8888abcd99yyyzzz85a5",
+    "slack/users": "{U012ABC: [oncall], U034DEF: [pipeline]}",
 }
 
 by_value_set = pytest.mark.parametrize("value_set", VALUE_SETS)
@@ -307,6 +311,9 @@ def test_the_service_reads_its_settings_from_what_the_chart_renders(
     secret_files = EXPECTED[value_set]["secret_files"]
     assert (settings.slack_bot_token is not None) == ("OSCTL_SLACK_BOT_TOKEN_FILE" in secret_files)
     assert (settings.slack_webhook_url is not None) == ("OSCTL_SLACK_WEBHOOK_URL_FILE" in secret_files)
+    signs = "OSCTL_SLACK_SIGNING_SECRET_FILE" in secret_files
+    assert (settings.slack_signing_secret is not None) == signs
+    assert bool(settings.slack_users) == ("OSCTL_SLACK_USERS_FILE" in secret_files)
     if "OSCTL_STATE_URL_FILE" in secret_files:
         assert settings.state_url == FAKE_SECRET_FILES["state-url"]
     else:

@@ -88,6 +88,12 @@ projected volume and the env block are both built from it, so they cannot disagr
 {{- if .webhookUrlKey -}}
 {{- $files = append $files (dict "env" "OSCTL_SLACK_WEBHOOK_URL_FILE" "secret" .existingSecret "key" .webhookUrlKey "path" "slack/webhook-url") -}}
 {{- end -}}
+{{- if .signingSecretKey -}}
+{{- $files = append $files (dict "env" "OSCTL_SLACK_SIGNING_SECRET_FILE" "secret" .existingSecret "key" .signingSecretKey "path" "slack/signing-secret") -}}
+{{- end -}}
+{{- if .usersKey -}}
+{{- $files = append $files (dict "env" "OSCTL_SLACK_USERS_FILE" "secret" .existingSecret "key" .usersKey "path" "slack/users") -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 {{- toJson (dict "files" $files) -}}
