@@ -42,7 +42,7 @@ pytestmark = pytest.mark.timeout(1800)  # a cold build downloads every dependenc
 NETWORK = os.environ.get("OSCTL_TEST_DOCKER_NETWORK", "host")
 EXTRA_BUILD_ARGS = os.environ.get("OSCTL_TEST_BUILD_ARGS", "").split()
 CONTEXT_FILES = ["Dockerfile", ".dockerignore", "pyproject.toml", "README.md"]
-CONTEXT_DIRS = ["orchestrator", "adapters"]
+CONTEXT_DIRS = ["orchestrator", "adapters", "runbooks"]
 FAKE_GH_OST = "#!/bin/sh\necho 'gh-ost stand-in 0.0.0'\n"
 
 
