@@ -50,12 +50,10 @@ from orchestrator.domain.states import (
 from orchestrator.domain.usage import MIN_OVERRIDE_REASON, ContractBlockedError
 from orchestrator.engine.clock import SystemClock
 from orchestrator.engine.events import EventSink, new_event
-from orchestrator.engine.planner import plan_migration
-from orchestrator.engine.preflight import preflight_problems, preflight_warnings, read_live_schema
-from orchestrator.engine.preflight_data import data_notes
-from orchestrator.engine.retention import PurgeReport, purge_dropped_tables
+from orchestrator.engine.retention import PurgeReport, purge_every_target
 from orchestrator.engine.rollback import rollback_steps
 from orchestrator.engine.runner import RetryPolicy
+from orchestrator.intake import take_in, target_of
 from orchestrator.leadership import SingleReplicaLeadership
 from orchestrator.ports import (
     Clock,
@@ -64,7 +62,6 @@ from orchestrator.ports import (
     Notifier,
     ServiceStore,
     StoredResponse,
-    SupportsAsideTables,
     TargetDatabase,
     Throttle,
 )
@@ -333,30 +330,11 @@ class MigrationService:
     async def create(self, data: Any, *, target_override: str | None = None, actor: str | None = None) -> Run:
         self._refuse_when_draining()
         spec = data if isinstance(data, MigrationSpec) else parse_spec(data)
-        target = target_override or spec.target
-        if target is None:
-            raise SpecError(
-                [
-                    (
-                        "target",
-                        f"name a configured target ({', '.join(self._targets.names()) or 'none configured'})",
-                    )
-                ]
-            )
-        if target not in self._targets:
-            known = ", ".join(self._targets.names()) or "none configured"
-            raise SpecError([("target", f"unknown target {target!r}; configured: {known}")])
+        target = target_of(spec, target_override, self._targets.names())
         engine = self._targets.engine(target)
-        plan_migration(spec, engine)  # a spec the planner refuses never costs a database round trip
-        database = self._targets.open(target)
-        try:
-            live = await read_live_schema(spec, database)
-        finally:
-            await database.close()
-        plan = plan_migration(spec, engine, live.tables, direct_limits=self._direct_limits)
-        problems = preflight_problems(spec, live, target)
-        if problems:
-            raise SpecError(problems)
+        intake = await take_in(
+            spec, target, engine, lambda: self._targets.open(target), direct_limits=self._direct_limits
+        )
         now = datetime.now(UTC)
         run = Run(
             id=_new_id(spec.name),
@@ -365,27 +343,12 @@ class MigrationService:
             engine=engine,
             status=RunStatus.PENDING,
             spec=spec,
-            plan=plan,
+            plan=intake.plan,
             created_at=now,
             updated_at=now,
         )
-        # What the preflight accepted but a DBA should see (long transactions, replica lag, table
-        # sizes) travels with the created event: the API, the CLI and Slack all show it.
-        preflight: dict[str, Any] = {}
-        warnings = preflight_warnings(spec, live)
-        if warnings:
-            preflight["warnings"] = [{"path": path, "message": message} for path, message in warnings]
-        if live.data is not None:
-            preflight["notes"] = data_notes(live.data)
-        message = f"migration {spec.name} planned on {target}"
-        if warnings:
-            message += f" ({len(warnings)} preflight warning{'s' if len(warnings) > 1 else ''})"
-        event = new_event(
-            run.id,
-            EventType.CREATED,
-            message,
-            data={**_actor(actor), **({"preflight": preflight} if preflight else {})},
-        )
+        preflight = {"preflight": intake.preflight} if intake.preflight else {}
+        event = new_event(run.id, EventType.CREATED, intake.message, data={**_actor(actor), **preflight})
         await self._store.create_run(run, event)
         log.info("migration_created", migration_id=run.id, target=target, actor=actor)
         await self.events.published(run, event)
@@ -828,19 +791,7 @@ class MigrationService:
     async def purge_dropped_tables(self, now: datetime, *, dry_run: bool = False) -> dict[str, PurgeReport]:
         """Drop the tables drop_table set aside whose retention has run out at `now`, on every target
         that keeps such tables. The leader runs it every PURGE_DROPPED_SECONDS."""
-        reports: dict[str, PurgeReport] = {}
-        for name in self._targets.names():
-            target = self._targets.open(name)
-            try:
-                if isinstance(target, SupportsAsideTables):
-                    reports[name] = await purge_dropped_tables(target, now, dry_run=dry_run)
-            except Exception as error:  # a target that is down now is tried again next round
-                log.warning(
-                    "purge_dropped_tables_failed", target=name, error=f"{type(error).__name__}: {error}"
-                )
-            finally:
-                await target.close()
-        return reports
+        return await purge_every_target(self._targets, now, dry_run=dry_run)
 
 
 def _actor(actor: str | None) -> dict[str, Any]:

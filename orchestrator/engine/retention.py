@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 import structlog
 
 from orchestrator.domain.retention import AsideTable, due_for_purge
-from orchestrator.ports import PurgeResult, SupportsAsideTables
+from orchestrator.ports import PurgeResult, SupportsAsideTables, TargetDatabase
 
 log = structlog.get_logger(__name__)
 
@@ -59,3 +60,26 @@ async def purge_dropped_tables(
         elif result == "busy":
             report.busy.append(table)
     return report
+
+
+class OpensTargets(Protocol):
+    def names(self) -> list[str]: ...
+
+    def open(self, name: str) -> TargetDatabase: ...
+
+
+async def purge_every_target(
+    targets: OpensTargets, now: datetime, *, dry_run: bool = False
+) -> dict[str, PurgeReport]:
+    """Purge on every target that keeps set-aside tables; one that is down now is tried next round."""
+    reports: dict[str, PurgeReport] = {}
+    for name in targets.names():
+        target = targets.open(name)
+        try:
+            if isinstance(target, SupportsAsideTables):
+                reports[name] = await purge_dropped_tables(target, now, dry_run=dry_run)
+        except Exception as error:  # a target that is down now is tried again next round
+            log.warning("purge_dropped_tables_failed", target=name, error=f"{type(error).__name__}: {error}")
+        finally:
+            await target.close()
+    return reports
