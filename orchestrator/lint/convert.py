@@ -88,18 +88,20 @@ def convert_sql(text: str, source: str = "migration.sql") -> Conversion:
         try:
             converted, skip_reason = _convert(node, {_constraint_name(op) for op in operations})
         except (_NotConvertible, NotConvertibleError) as reason:
-            notes.append(_note(statement, Outcome.NOT_CONVERTED, [], str(reason)))
+            notes.append(statement_note(statement, Outcome.NOT_CONVERTED, [], str(reason)))
             continue
         if skip_reason:
-            notes.append(_note(statement, Outcome.SKIPPED, [], skip_reason))
+            notes.append(statement_note(statement, Outcome.SKIPPED, [], skip_reason))
             continue
-        validated, problems = _validate(converted)
+        validated, problems = validate_operations(converted)
         if problems:
-            notes.append(_note(statement, Outcome.NOT_CONVERTED, [], "; ".join(problems)))
+            notes.append(statement_note(statement, Outcome.NOT_CONVERTED, [], "; ".join(problems)))
             continue
         operations.extend(validated)
         notes.append(
-            _note(statement, Outcome.CONVERTED, [op.describe() for op in validated], _why(node, validated))
+            statement_note(
+                statement, Outcome.CONVERTED, [op.describe() for op in validated], _why(node, validated)
+            )
         )
     spec = None
     if operations:
@@ -121,7 +123,9 @@ def writable_spec(spec: MigrationSpec) -> dict[str, Any]:
     return data
 
 
-def _note(statement: RawStatement, outcome: Outcome, operations: list[str], reason: str) -> StatementNote:
+def statement_note(
+    statement: RawStatement, outcome: Outcome, operations: list[str], reason: str
+) -> StatementNote:
     one_line = " ".join(statement.text.split())
     return StatementNote(
         statement_index=statement.index,
@@ -133,7 +137,7 @@ def _note(statement: RawStatement, outcome: Outcome, operations: list[str], reas
     )
 
 
-def _validate(candidates: list[dict[str, Any]]) -> tuple[list[Operation], list[str]]:
+def validate_operations(candidates: list[dict[str, Any]]) -> tuple[list[Operation], list[str]]:
     """Each operation through the spec's own validation: identifiers, type names, constants."""
     validated: list[Operation] = []
     problems: list[str] = []

@@ -12,15 +12,19 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
-
-from orchestrator.domain.operations import Operation, OperationEntry
-from orchestrator.domain.spec import MigrationSpec, spec_problems
+from orchestrator.domain.operations import Operation
+from orchestrator.domain.spec import MigrationSpec
 from orchestrator.lint import lint_sql
-from orchestrator.lint.convert import Conversion, Outcome, StatementNote, spec_name
-from orchestrator.lint.lexer import RawStatement, split_statements
+from orchestrator.lint.convert import (
+    Conversion,
+    Outcome,
+    StatementNote,
+    spec_name,
+    statement_note,
+    validate_operations,
+)
+from orchestrator.lint.lexer import split_statements
 
-_OPERATION = TypeAdapter(OperationEntry)
 _NAME = r"`[^`]+`|[A-Za-z0-9_$.]+"
 _ALTER = re.compile(
     rf"^ALTER\s+(?:ONLINE\s+)?TABLE\s+(?P<table>{_NAME})\s+(?P<clauses>.+)$", re.IGNORECASE | re.DOTALL
@@ -47,22 +51,23 @@ def convert_mysql_sql(text: str, source: str = "migration.sql") -> Conversion:
     for statement in statements:
         if _SKIPPED.match(statement.text.strip()):
             notes.append(
-                _note(statement, Outcome.SKIPPED, [], "each step runs on its own; osctl sets its own waits")
+                statement_note(
+                    statement, Outcome.SKIPPED, [], "each step runs on its own; osctl sets its own waits"
+                )
             )
             continue
         try:
-            candidate = _convert(statement.text.strip())
-            operation = _OPERATION.validate_python(candidate)
+            validated, problems = validate_operations([_convert(statement.text.strip())])
         except _NotConvertible as reason:
-            notes.append(_note(statement, Outcome.NOT_CONVERTED, [], str(reason)))
+            notes.append(statement_note(statement, Outcome.NOT_CONVERTED, [], str(reason)))
             continue
-        except ValidationError as error:
-            problems = "; ".join(f"{path}: {message}" for path, message in spec_problems(error))
-            notes.append(_note(statement, Outcome.NOT_CONVERTED, [], problems))
+        if problems:
+            notes.append(statement_note(statement, Outcome.NOT_CONVERTED, [], "; ".join(problems)))
             continue
+        [operation] = validated
         operations.append(operation)
         notes.append(
-            _note(
+            statement_note(
                 statement,
                 Outcome.CONVERTED,
                 [operation.describe()],
@@ -147,15 +152,3 @@ def _table(name: str) -> str:
     if len(parts) > 1:
         raise _NotConvertible(f"table {name}: specs name tables in the target's own database only")
     return parts[0]
-
-
-def _note(statement: RawStatement, outcome: Outcome, operations: list[str], reason: str) -> StatementNote:
-    one_line = " ".join(statement.text.split())
-    return StatementNote(
-        statement_index=statement.index,
-        line=statement.line,
-        sql=one_line if len(one_line) <= 120 else one_line[:117] + "...",
-        outcome=outcome,
-        operations=operations,
-        reason=reason,
-    )
