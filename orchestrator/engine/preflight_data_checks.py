@@ -133,32 +133,12 @@ def _alter_column(op: AlterColumn, path: str, rows: _Rows) -> list[DataCheck]:
     shown = rows.shown(op.up) if op.up is not None else (op.column,)
     checks = []
     if op.type is not None:
-        checks.append(
-            DataCheck(
-                path=f"{path}.up" if op.up is not None else f"{path}.type",
-                kind=DataCheckKind.CAST,
-                table=op.table,
-                expressions=(value,),
-                labels=(label,),
-                key=rows.key,
-                shown=shown,
-                type_name=op.type,
-                fix="correct those rows, or give an 'up' expression that converts them",
-            )
-        )
+        cast_path = f"{path}.up" if op.up is not None else f"{path}.type"
+        fix = "correct those rows, or give an 'up' expression that converts them"
+        checks.append(_one(cast_path, DataCheckKind.CAST, rows, value, label, shown, fix, type_name=op.type))
     if op.nullable is False:
-        checks.append(
-            DataCheck(
-                path=f"{path}.nullable",
-                kind=DataCheckKind.NULLS,
-                table=op.table,
-                expressions=(value,),
-                labels=(label,),
-                key=rows.key,
-                shown=shown,
-                fix="fill them first (a backfill), then set NOT NULL",
-            )
-        )
+        fix = "fill them first (a backfill), then set NOT NULL"
+        checks.append(_one(f"{path}.nullable", DataCheckKind.NULLS, rows, value, label, shown, fix))
     return checks
 
 
@@ -179,32 +159,14 @@ def _add_column(
         return []  # a new column left NULL breaks no constraint
     checks = []
     if field != "default":
+        fill_path = f"{path}.column.{field}"
+        fix = f"make the expression give a valid {column.type} for every row"
         checks.append(
-            DataCheck(
-                path=f"{path}.column.{field}",
-                kind=DataCheckKind.CAST,
-                table=op.table,
-                expressions=(value,),
-                labels=(label,),
-                key=rows.key,
-                shown=shown,
-                type_name=column.type,
-                fix=f"make the expression give a valid {column.type} for every row",
-            )
+            _one(fill_path, DataCheckKind.CAST, rows, value, label, shown, fix, type_name=column.type)
         )
         if not column.nullable:
-            checks.append(
-                DataCheck(
-                    path=f"{path}.column.{field}",
-                    kind=DataCheckKind.NULLS,
-                    table=op.table,
-                    expressions=(value,),
-                    labels=(label,),
-                    key=rows.key,
-                    shown=shown,
-                    fix="make it give a value for every row (coalesce) or keep the column nullable",
-                )
-            )
+            fix = "make it give a value for every row (coalesce) or keep the column nullable"
+            checks.append(_one(fill_path, DataCheckKind.NULLS, rows, value, label, shown, fix))
     if column.unique:
         checks.append(_duplicates(f"{path}.column.unique", rows, [value], [label]))
     reference = column.references
@@ -225,6 +187,31 @@ def _add_column(
             )
         )
     return checks
+
+
+def _one(
+    path: str,
+    kind: DataCheckKind,
+    rows: _Rows,
+    value: str,
+    label: str,
+    shown: tuple[str, ...],
+    fix: str,
+    *,
+    type_name: str | None = None,
+) -> DataCheck:
+    """A check over one expression of the operation's table (a cast, or NULLs)."""
+    return DataCheck(
+        path=path,
+        kind=kind,
+        table=rows.table.name,
+        expressions=(value,),
+        labels=(label,),
+        key=rows.key,
+        shown=shown,
+        type_name=type_name,
+        fix=fix,
+    )
 
 
 def _duplicates(
