@@ -60,7 +60,36 @@ def _refuse_hidden(row: Any) -> None:
         )
 
 
-class PgActiveSessionsSource(GuardedSource):
+class _PgActivitySource(GuardedSource):
+    """A reading of pg_stat_activity through one session of its own, server-wide or for the DSN's
+    database only."""
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        name: str,
+        unit: str,
+        this_database_only: bool,
+        timeout: float,
+        clock: Clock,
+    ) -> None:
+        self._session = PgSession(dsn, timeout=timeout)
+        self._this_database_only = this_database_only
+        super().__init__(
+            name=name,
+            unit=unit,
+            where=pg_endpoint(dsn),
+            timeout=timeout,
+            clock=clock,
+            secrets=pg_secrets(dsn),
+        )
+
+    async def close(self) -> None:
+        await self._session.close()
+
+
+class PgActiveSessionsSource(_PgActivitySource):
     """Statements running now (pg_stat_activity state 'active'), other than this source's own.
 
     Server-wide by default: load is the server's. `this_database_only` counts the DSN's database only.
@@ -75,15 +104,8 @@ class PgActiveSessionsSource(GuardedSource):
         timeout: float = DEFAULT_TIMEOUT,
         clock: Clock = time.monotonic,
     ) -> None:
-        self._session = PgSession(dsn, timeout=timeout)
-        self._this_database_only = this_database_only
         super().__init__(
-            name=name,
-            unit="count",
-            where=pg_endpoint(dsn),
-            timeout=timeout,
-            clock=clock,
-            secrets=pg_secrets(dsn),
+            dsn, name=name, unit="count", this_database_only=this_database_only, timeout=timeout, clock=clock
         )
 
     async def _read(self, at: float) -> Sample:
@@ -93,11 +115,8 @@ class PgActiveSessionsSource(GuardedSource):
         detail = f"{self._where}: {row['active']} active of {row['sessions']} other sessions"
         return Sample(value=float(row["active"]), at=at, detail=detail)
 
-    async def close(self) -> None:
-        await self._session.close()
 
-
-class PgLongestTransactionSource(GuardedSource):
+class PgLongestTransactionSource(_PgActivitySource):
     """Age in seconds of the oldest open transaction (idle in transaction included), 0 when none.
 
     A long transaction holds back vacuum and, during a migration, can hold the very lock a DDL step
@@ -113,15 +132,8 @@ class PgLongestTransactionSource(GuardedSource):
         timeout: float = DEFAULT_TIMEOUT,
         clock: Clock = time.monotonic,
     ) -> None:
-        self._session = PgSession(dsn, timeout=timeout)
-        self._this_database_only = this_database_only
         super().__init__(
-            name=name,
-            unit="s",
-            where=pg_endpoint(dsn),
-            timeout=timeout,
-            clock=clock,
-            secrets=pg_secrets(dsn),
+            dsn, name=name, unit="s", this_database_only=this_database_only, timeout=timeout, clock=clock
         )
 
     async def _read(self, at: float) -> Sample:
@@ -133,9 +145,6 @@ class PgLongestTransactionSource(GuardedSource):
         application = f", application {row['application_name']!r}" if row["application_name"] else ""
         detail = f"{self._where}: pid {row['pid']} in database {row['datname']} ({row['state']}{application})"
         return Sample(value=round(max(0.0, float(row["age"])), 6), at=at, detail=detail)
-
-    async def close(self) -> None:
-        await self._session.close()
 
 
 class MysqlThreadsRunningSource(GuardedSource):
